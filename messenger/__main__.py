@@ -1,0 +1,7 @@
+"""`python -m messenger` runs the command line."""
+
+import sys
+
+from messenger.cli import main
+
+sys.exit(main())

@@ -1,0 +1,203 @@
+"""The trust verdict: authenticity states, checks, and certificate summaries.
+
+These are the words of ../shared/spec/trust-model.md. The trust store produces a
+`TrustVerdict`; the S/MIME core folds it into a `SecurityReport`; every face renders it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
+
+
+class Authenticity(StrEnum):
+    """Who wrote it, and do I believe them (trust-model.md, second axis)."""
+
+    VERIFIED = "verified"
+    VERIFIED_PINNED = "verified-pinned"
+    UNVERIFIED_NEW = "unverified-new"
+    KEY_CHANGED = "key-changed"
+    SENDER_MISMATCH = "sender-mismatch"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    REVOKED = "revoked"
+    REVOCATION_UNKNOWN = "revocation-unknown"
+    BAD_SIGNATURE = "bad-signature"
+    WEAK_ALGORITHM = "weak-algorithm"
+    UNSIGNED = "unsigned"
+
+    @property
+    def is_green(self) -> bool:
+        """A green state: valid signature, sender match, and a trusted key."""
+        return self in _GREEN
+
+    @property
+    def signature_valid(self) -> bool:
+        """True when the signature itself held (whatever the trust in the signer)."""
+        return self not in (
+            Authenticity.BAD_SIGNATURE,
+            Authenticity.WEAK_ALGORITHM,
+            Authenticity.UNSIGNED,
+        )
+
+
+_GREEN = frozenset(
+    {Authenticity.VERIFIED, Authenticity.VERIFIED_PINNED, Authenticity.REVOCATION_UNKNOWN}
+)
+
+
+class Outcome(StrEnum):
+    """The result of one check in the security checklist."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+
+
+class Revocation(StrEnum):
+    """What the revocation check found."""
+
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+    NOT_CHECKED = "not-checked"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the checklist: `name` is one of signature, sender, chain, validity,
+    key-usage, algorithm, revocation, replay, pin; `reason` is words for a person."""
+
+    name: str
+    outcome: Outcome
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "outcome": str(self.outcome), "reason": self.reason}
+
+
+def _key_type(key: Any) -> str:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return {"secp256r1": "EC P-256", "secp384r1": "EC P-384", "secp521r1": "EC P-521"}.get(
+            key.curve.name, f"EC {key.curve.name}"
+        )
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA {key.key_size}"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519"
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448"
+    if isinstance(key, x25519.X25519PublicKey):
+        return "X25519"
+    if isinstance(key, x448.X448PublicKey):
+        return "X448"
+    if isinstance(key, dsa.DSAPublicKey):
+        return f"DSA {key.key_size}"
+    return type(key).__name__
+
+
+def certificate_sha256(certificate: x509.Certificate) -> str:
+    """The SHA-256 fingerprint of the DER certificate, lowercase hex without separators."""
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def certificate_uris(certificate: x509.Certificate) -> tuple[str, ...]:
+    """The uniformResourceIdentifier SubjectAltNames (the SIP identities, RFC 8591 4.4)."""
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(san.value.get_values_for_type(x509.UniformResourceIdentifier))
+
+
+@dataclass(frozen=True)
+class CertificateSummary:
+    """What a person (and a JSON reader) needs to know about one certificate."""
+
+    subject: str
+    issuer: str
+    uris: tuple[str, ...]
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    sha256: str
+    key_type: str
+    key_usage: tuple[str, ...]
+    extended_key_usage: tuple[str, ...]
+    self_signed: bool
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> CertificateSummary:
+        usages: list[str] = []
+        try:
+            ku = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+            for name in (
+                "digital_signature",
+                "content_commitment",
+                "key_encipherment",
+                "data_encipherment",
+                "key_agreement",
+                "key_cert_sign",
+                "crl_sign",
+            ):
+                if getattr(ku, name):
+                    usages.append(name)
+        except x509.ExtensionNotFound:
+            pass
+        ekus: list[str] = []
+        try:
+            eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            ekus = [oid._name if oid._name != "Unknown OID" else oid.dotted_string for oid in eku]
+        except x509.ExtensionNotFound:
+            pass
+        return cls(
+            subject=certificate.subject.rfc4514_string(),
+            issuer=certificate.issuer.rfc4514_string(),
+            uris=certificate_uris(certificate),
+            serial=format(certificate.serial_number, "x"),
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+            sha256=certificate_sha256(certificate),
+            key_type=_key_type(certificate.public_key()),
+            key_usage=tuple(usages),
+            extended_key_usage=tuple(ekus),
+            self_signed=certificate.subject == certificate.issuer,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "uris": list(self.uris),
+            "serial": self.serial,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "sha256": self.sha256,
+            "key_type": self.key_type,
+            "key_usage": list(self.key_usage),
+            "extended_key_usage": list(self.extended_key_usage),
+            "self_signed": self.self_signed,
+        }
+
+
+@dataclass(frozen=True)
+class TrustVerdict:
+    """What the trust store concluded about a certificate that made a valid signature.
+
+    `authenticity` is never BAD_SIGNATURE or UNSIGNED here: those are the S/MIME core's.
+    `reason` is one sentence for a person; `checks` is the checklist behind it.
+    """
+
+    authenticity: Authenticity
+    sender_match: bool | None
+    chain: tuple[CertificateSummary, ...]
+    revocation: Revocation
+    checks: tuple[Check, ...]
+    reason: str

@@ -1,0 +1,274 @@
+"""MIME entities as S/MIME sees them: headers, exact body bytes, multipart and encodings.
+
+Bodies are kept as the bytes that arrived: a multipart/signed first part is signed byte
+for byte, so nothing here re-folds, re-orders or re-encodes what it did not build.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import quopri
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from messenger.smime.errors import MalformedError
+
+CRLF = b"\r\n"
+#: A header section larger than this is not a MIME entity we will read.
+MAX_HEADER_BYTES = 64 * 1024
+#: Nesting deeper than this is refused (a crafted message could recurse forever).
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class ContentType:
+    """A parsed Content-Type: lowercase type/subtype and its parameters (names lowercase)."""
+
+    mime_type: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, value: str) -> ContentType:
+        parts = _split_params(value)
+        mime_type = parts[0].strip().lower()
+        if mime_type.count("/") != 1 or not all(mime_type.split("/")):
+            raise MalformedError(f"Content-Type {value!r} is not of the form type/subtype")
+        params: list[tuple[str, str]] = []
+        for item in parts[1:]:
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, raw = item.partition("=")
+            if not sep:
+                raise MalformedError(f"Content-Type parameter {item!r} has no value")
+            params.append((name.strip().lower(), _unquote(raw.strip())))
+        return cls(mime_type, tuple(params))
+
+    def param(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for n, v in self.params if n == name), None)
+
+    def __str__(self) -> str:
+        out = self.mime_type
+        for name, value in self.params:
+            out += f"; {name}={_quote(value)}"
+        return out
+
+
+def _split_params(value: str) -> list[str]:
+    """Split on semicolons that are outside quoted strings."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    escaped = False
+    for ch in value:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\" and quoted:
+            current.append(ch)
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+            current.append(ch)
+        elif ch == ";" and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if quoted:
+        raise MalformedError(f"unterminated quoted string in {value!r}")
+    parts.append("".join(current))
+    return parts
+
+
+def _unquote(raw: str) -> str:
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        inner = raw[1:-1]
+        out: list[str] = []
+        it = iter(inner)
+        for ch in it:
+            out.append(next(it, "") if ch == "\\" else ch)
+        return "".join(out)
+    return raw
+
+
+_TOKEN_SPECIALS = set('()<>@,;:\\"/[]?= \t')
+
+
+def _quote(value: str) -> str:
+    if value and not any(c in _TOKEN_SPECIALS or ord(c) < 33 or ord(c) > 126 for c in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class MimeEntity:
+    """One MIME entity: ordered headers (original case kept) and its raw body bytes."""
+
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls, content_type: str | ContentType, body: bytes, headers: Iterable[tuple[str, str]] = ()
+    ) -> MimeEntity:
+        return cls((("Content-Type", str(content_type)), *headers), bytes(body))
+
+    @classmethod
+    def parse(cls, data: bytes) -> MimeEntity:
+        """Parse headers, blank line, body. Accepts CRLF (canonical) and bare LF lines in
+        the header section, and folded header lines; the body is kept byte for byte."""
+        data = bytes(data)
+        end, sep_len = _header_end(data)
+        if end < 0:
+            # No blank line: a MIME entity needs at least the empty line (RFC 2045).
+            raise MalformedError("no blank line ends the MIME header section")
+        if end > MAX_HEADER_BYTES:
+            raise MalformedError(f"MIME header section is larger than {MAX_HEADER_BYTES} bytes")
+        head = data[:end]
+        body = data[end + sep_len :]
+        return cls(_parse_headers(head), body)
+
+    # -- access ------------------------------------------------------------------------
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for n, v in self.headers if n.lower() == name), None)
+
+    @property
+    def content_type(self) -> ContentType:
+        value = self.header("Content-Type")
+        if value is None:
+            return ContentType("text/plain", (("charset", "us-ascii"),))  # RFC 2045 5.2
+        return ContentType.parse(value)
+
+    def decoded_body(self) -> bytes:
+        """The body with its Content-Transfer-Encoding undone (base64, quoted-printable)."""
+        cte = (self.header("Content-Transfer-Encoding") or "binary").strip().lower()
+        if cte in ("binary", "8bit", "7bit"):
+            return self.body
+        if cte == "base64":
+            try:
+                return base64.b64decode(b"".join(self.body.split()), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise MalformedError(f"base64 body does not decode: {exc}") from None
+        if cte == "quoted-printable":
+            return quopri.decodestring(self.body)
+        raise MalformedError(f"unknown Content-Transfer-Encoding {cte!r}")
+
+    def to_bytes(self) -> bytes:
+        head = b"".join(f"{n}: {v}".encode() + CRLF for n, v in self.headers)
+        return head + CRLF + self.body
+
+    def with_headers(self, headers: Iterable[tuple[str, str]]) -> MimeEntity:
+        return MimeEntity(tuple(headers), self.body)
+
+
+def _header_end(data: bytes) -> tuple[int, int]:
+    if data.startswith(CRLF):
+        return 0, 2
+    if data.startswith(b"\n"):
+        return 0, 1
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf + 2, 2  # keep the CRLF that ends the last header line in `head`
+    if lf >= 0:
+        return lf + 1, 1
+    return -1, 0
+
+
+def _parse_headers(head: bytes) -> tuple[tuple[str, str], ...]:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedError("MIME header section is not UTF-8 text") from None
+    headers: list[tuple[str, str]] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line:
+            continue
+        if line[0] in " \t":
+            if not headers:
+                raise MalformedError("MIME header section starts with a continuation line")
+            name, value = headers[-1]
+            headers[-1] = (name, value + " " + line.strip())
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or any(c in name for c in " \t"):
+            raise MalformedError(f"malformed MIME header line {line[:80]!r}")
+        headers.append((name, value.strip()))
+    return tuple(headers)
+
+
+# -- multipart (RFC 2046 5.1) ----------------------------------------------------------
+
+
+def split_multipart(entity: MimeEntity) -> list[bytes]:
+    """The raw bytes of each body part of a multipart entity, exactly as they stand
+    between the delimiters (the CRLF before a delimiter belongs to the delimiter)."""
+    boundary = entity.content_type.param("boundary")
+    if not boundary:
+        raise MalformedError("multipart entity without a boundary parameter")
+    if len(boundary) > 70:
+        raise MalformedError("multipart boundary longer than 70 characters")
+    delim = b"--" + boundary.encode("utf-8", "replace")
+    body = entity.body
+    # The first delimiter may open the body; later ones are preceded by CRLF.
+    if body.startswith(delim):
+        pos = 0
+    else:
+        pos = body.find(CRLF + delim)
+        if pos < 0:
+            raise MalformedError("multipart body has no opening boundary")
+        pos += 2
+    parts: list[bytes] = []
+    while True:
+        after = pos + len(delim)
+        if body[after : after + 2] == b"--":
+            break  # close-delimiter
+        line_end = body.find(CRLF, after)
+        if line_end < 0:
+            raise MalformedError("multipart boundary line is not terminated")
+        if body[after:line_end].strip(b" \t"):
+            raise MalformedError("text after a multipart boundary")
+        start = line_end + 2
+        nxt = body.find(CRLF + delim, start - 2)
+        if nxt < 0:
+            raise MalformedError("multipart body has no closing boundary")
+        parts.append(body[start:nxt] if nxt >= start else b"")
+        pos = nxt + 2
+        if len(parts) > 64:
+            raise MalformedError("multipart entity with more than 64 parts")
+    if not parts:
+        raise MalformedError("multipart entity with no parts")
+    return parts
+
+
+def new_boundary(parts: Sequence[bytes], random_bytes=os.urandom) -> str:
+    """A boundary that occurs in none of the parts (binary parts may contain anything)."""
+    while True:
+        boundary = "smime-" + random_bytes(12).hex()
+        token = boundary.encode()
+        if not any(token in part for part in parts):
+            return boundary
+
+
+def build_multipart(
+    subtype: str,
+    parts: Sequence[bytes],
+    params: Sequence[tuple[str, str]] = (),
+    random_bytes=os.urandom,
+) -> MimeEntity:
+    boundary = new_boundary(parts, random_bytes)
+    ctype = ContentType(f"multipart/{subtype}", (*params, ("boundary", boundary)))
+    delim = b"--" + boundary.encode()
+    body = b"".join(delim + CRLF + part + CRLF for part in parts) + delim + b"--" + CRLF
+    return MimeEntity.build(ctype, body)
+
+
+def canonical_text(data: bytes) -> bytes:
+    """Text in MIME canonical form: every line break is CRLF (RFC 2049 4)."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", CRLF)

@@ -1,0 +1,497 @@
+"""The safe door of the S/MIME core: `protect()` and `unprotect()`.
+
+`protect` turns content into a MIME entity ready to be a SIP or MSRP body (RFC 8591
+section 4: sign, then encrypt). `unprotect` takes any entity we may receive, peels every
+layer it finds, and returns the innermost content with the `SecurityReport` of what
+protected it. Nothing here raises for bad cryptography: that is a report state. Input we
+cannot read at all raises `MalformedError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from messenger.pki.identity import Identity
+from messenger.pki.trust import TrustStore
+from messenger.pki.verdict import (
+    Authenticity,
+    CertificateSummary,
+    Check,
+    Outcome,
+    Revocation,
+)
+from messenger.smime import cms
+from messenger.smime.errors import (
+    MalformedError,
+    NoRecipientKeyError,
+    ProtectError,
+    SmimeError,
+    TamperedError,
+    UnsupportedError,
+    WeakAlgorithmError,
+)
+from messenger.smime.mime import (
+    MAX_DEPTH,
+    ContentType,
+    MimeEntity,
+    build_multipart,
+    canonical_text,
+    split_multipart,
+)
+from messenger.smime.policy import DEFAULT_POLICY, Policy
+from messenger.smime.report import Algorithm, Confidentiality, SecurityReport
+
+PKCS7_MIME = "application/pkcs7-mime"
+PKCS7_SIGNATURE = "application/pkcs7-signature"
+_PKCS7_MIME_TYPES = {PKCS7_MIME, "application/x-pkcs7-mime"}
+_PKCS7_SIGNATURE_TYPES = {PKCS7_SIGNATURE, "application/x-pkcs7-signature"}
+
+#: The smime-type label we write for each CMS content type (RFC 8551 3.2.2).
+SMIME_TYPE = {
+    "signed_data": "signed-data",
+    "enveloped_data": "enveloped-data",
+    "authenticated_enveloped_data": "authEnveloped-data",
+}
+#: How each layer is named in the report (and so on screen).
+LAYER_NAME = {
+    "signed_data": "signed-data",
+    "enveloped_data": "enveloped-data",
+    "authenticated_enveloped_data": "authEnveloped-data",
+}
+
+#: Media types a receiver of ours accepts as S/MIME (for Accept and a=accept-types).
+SMIME_ACCEPT_TYPES = (PKCS7_MIME, PKCS7_SIGNATURE, "multipart/signed")
+
+
+def _pkcs7_entity(der: bytes, kind: str) -> MimeEntity:
+    ctype = ContentType(PKCS7_MIME, (("smime-type", SMIME_TYPE[kind]), ("name", "smime.p7m")))
+    return MimeEntity.build(
+        ctype,
+        der,
+        (
+            ("Content-Disposition", 'attachment; filename="smime.p7m"'),
+            ("Content-Transfer-Encoding", "binary"),
+        ),
+    )
+
+
+def inner_entity(
+    content: bytes, content_type: str, headers: Sequence[tuple[str, str]] = ()
+) -> MimeEntity:
+    """The entity that gets signed: Content-Type, blank line, content (text in CRLF form)."""
+    body = canonical_text(content) if content_type.lower().startswith("text/") else content
+    return MimeEntity.build(content_type, body, headers)
+
+
+def protect(
+    content: bytes,
+    *,
+    content_type: str = "text/plain",
+    content_headers: Sequence[tuple[str, str]] = (),
+    signer: Identity | None = None,
+    recipients: Sequence[x509.Certificate] = (),
+    include_certificates: bool = True,
+    multipart_signed: bool = False,
+    cipher: str | None = None,
+    signing_time: datetime,
+    policy: Policy = DEFAULT_POLICY,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> MimeEntity:
+    """Sign (when `signer` is given), then encrypt to every recipient (when any).
+
+    Signing makes `application/pkcs7-mime; smime-type=signed-data` with encapsulated
+    content, or `multipart/signed` with a detached signature when asked. Encryption makes
+    AuthEnvelopedData with AES-128-GCM, or EnvelopedData with AES-CBC only when `cipher`
+    names a CBC mode explicitly. With neither, the plain inner entity is returned.
+    """
+    if signer is None and not recipients:
+        return inner_entity(content, content_type, content_headers)
+    entity = inner_entity(content, content_type, content_headers)
+    if signer is not None:
+        entity = _sign(entity, signer, include_certificates, multipart_signed, signing_time, policy)
+    if recipients:
+        cipher = cipher or policy.content_cipher
+        try:
+            der = cms.encrypt(
+                entity.to_bytes(), recipients, cipher=cipher, random_bytes=random_bytes
+            )
+        except SmimeError:
+            raise
+        except ValueError as exc:
+            raise ProtectError(f"cannot encrypt: {exc}") from None
+        kind = "authenticated_enveloped_data" if cipher.endswith("-gcm") else "enveloped_data"
+        entity = _pkcs7_entity(der, kind)
+    return entity
+
+
+def _sign(
+    entity: MimeEntity,
+    signer: Identity,
+    include_certificates: bool,
+    multipart_signed: bool,
+    signing_time: datetime,
+    policy: Policy,
+) -> MimeEntity:
+    signed_bytes = entity.to_bytes()
+    der = cms.sign(
+        signed_bytes,
+        key=signer.signing_key,
+        certificate=signer.certificate,
+        chain=signer.chain,
+        include_certificates=include_certificates,
+        detached=multipart_signed,
+        signing_time=signing_time,
+        digest=policy.digest,
+        rsa_pss=policy.rsa_pss,
+    )
+    if not multipart_signed:
+        return _pkcs7_entity(der, "signed_data")
+    signature = MimeEntity.build(
+        ContentType(PKCS7_SIGNATURE, (("name", "smime.p7s"),)),
+        der,
+        (
+            ("Content-Transfer-Encoding", "binary"),
+            ("Content-Disposition", 'attachment; filename="smime.p7s"'),
+        ),
+    ).to_bytes()
+    micalg = {"sha256": "sha-256", "sha384": "sha-384", "sha512": "sha-512"}[policy.digest]
+    return build_multipart(
+        "signed",
+        [signed_bytes, signature],
+        (("protocol", PKCS7_SIGNATURE), ("micalg", micalg)),
+    )
+
+
+def certs_only_entity(certificates: Sequence[x509.Certificate]) -> MimeEntity:
+    """A `certs-only` entity (RFC 8551 3.8), as carried by a 493 Undecipherable."""
+    ctype = ContentType(PKCS7_MIME, (("smime-type", "certs-only"), ("name", "smime.p7c")))
+    return MimeEntity.build(
+        ctype,
+        cms.certs_only(certificates),
+        (
+            ("Content-Disposition", 'attachment; filename="smime.p7c"'),
+            ("Content-Transfer-Encoding", "binary"),
+        ),
+    )
+
+
+# -- receiving ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unprotected:
+    """What `unprotect` found: the innermost entity (None when it could not be recovered),
+    the report, and any unprotected sibling parts that must be drawn outside the frame."""
+
+    entity: MimeEntity | None
+    report: SecurityReport
+    outside: tuple[MimeEntity, ...] = ()
+
+    @property
+    def content(self) -> bytes | None:
+        return self.entity.decoded_body() if self.entity is not None else None
+
+    @property
+    def content_type(self) -> str | None:
+        return self.entity.content_type.mime_type if self.entity is not None else None
+
+
+@dataclass
+class _Walk:
+    """Mutable state while peeling layers; frozen into a SecurityReport at the end."""
+
+    layers: list[str] = field(default_factory=list)
+    algorithms: list[Algorithm] = field(default_factory=list)
+    recipients: tuple[str, ...] = ()
+    certificates: list[x509.Certificate] = field(default_factory=list)
+    confidentiality: Confidentiality = Confidentiality.PLAINTEXT
+    encrypted_seen: bool = False
+    signers: list[tuple[cms.SignerResult, bool]] = field(default_factory=list)
+    outside: list[MimeEntity] = field(default_factory=list)
+    failure: str = ""
+
+
+def unprotect(
+    entity: MimeEntity,
+    *,
+    identity: Identity | None = None,
+    trust: TrustStore | None = None,
+    sender: str | None = None,
+    at: datetime,
+    extra_certificates: Sequence[x509.Certificate] = (),
+    policy: Policy = DEFAULT_POLICY,
+) -> Unprotected:
+    """Peel every S/MIME layer of `entity` and judge what protected it.
+
+    `identity` supplies the decryption keys; `trust` judges signers; `sender` is the SIP
+    (or CPIM) identity the message claims to come from; `at` is the time of receipt.
+    `extra_certificates` are certificates known out of band (for signatures made without
+    the certificate, RFC 8591 section 7.1). Raises MalformedError only when the input is
+    not a readable MIME/CMS structure at all.
+    """
+    walk = _Walk()
+    keys = identity.decryption_keys() if identity is not None else []
+    inner = _peel(entity, walk, keys, list(extra_certificates), policy, 0)
+    report = _report(walk, inner, trust or TrustStore(), sender, at, policy)
+    return Unprotected(inner, report, tuple(walk.outside))
+
+
+def _peel(
+    entity: MimeEntity,
+    walk: _Walk,
+    keys: list,
+    extra: list[x509.Certificate],
+    policy: Policy,
+    depth: int,
+) -> MimeEntity | None:
+    if depth > MAX_DEPTH:
+        raise MalformedError(f"S/MIME layers nested deeper than {MAX_DEPTH}")
+    ctype = entity.content_type
+    if ctype.mime_type in _PKCS7_MIME_TYPES or _is_p7m_octets(entity, ctype):
+        return _peel_cms(entity.decoded_body(), walk, keys, extra, policy, depth)
+    if ctype.mime_type == "multipart/signed":
+        return _peel_multipart_signed(entity, walk, keys, extra, policy, depth)
+    if ctype.mime_type.startswith("multipart/"):
+        parts = [MimeEntity.parse(p) for p in split_multipart(entity)]
+        protected = [p for p in parts if _is_protected(p)]
+        if not protected:
+            return entity
+        # The protected part may sit anywhere (RFC 8591 9.1); its siblings are not protected.
+        walk.outside.extend(p for p in parts if p is not protected[0])
+        return _peel(protected[0], walk, keys, extra, policy, depth + 1)
+    return entity
+
+
+def _is_p7m_octets(entity: MimeEntity, ctype: ContentType) -> bool:
+    if ctype.mime_type != "application/octet-stream":
+        return False
+    name = ctype.param("name") or ""
+    disposition = entity.header("Content-Disposition") or ""
+    return name.lower().endswith(".p7m") or ".p7m" in disposition.lower()
+
+
+def _is_protected(entity: MimeEntity) -> bool:
+    try:
+        ctype = entity.content_type
+    except MalformedError:
+        return False
+    return (
+        ctype.mime_type in _PKCS7_MIME_TYPES
+        or ctype.mime_type == "multipart/signed"
+        or _is_p7m_octets(entity, ctype)
+    )
+
+
+def _peel_cms(
+    der: bytes, walk: _Walk, keys: list, extra: list[x509.Certificate], policy: Policy, depth: int
+) -> MimeEntity | None:
+    ci = cms.parse_content_info(der, policy)
+    kind = cms.content_type_of(ci)  # the CMS OID decides, never the smime-type label
+    if kind in ("enveloped_data", "authenticated_enveloped_data"):
+        walk.layers.append(LAYER_NAME[kind])
+        walk.encrypted_seen = True
+        walk.recipients = cms.describe_recipients(ci)
+        try:
+            result = cms.decrypt(ci, keys, policy=policy)
+        except NoRecipientKeyError as exc:
+            walk.confidentiality = Confidentiality.UNDECIPHERABLE
+            walk.failure = str(exc)
+            return None
+        except TamperedError as exc:
+            walk.confidentiality = Confidentiality.TAMPERED
+            walk.failure = str(exc)
+            return None
+        except WeakAlgorithmError as exc:
+            walk.confidentiality = Confidentiality.UNDECIPHERABLE
+            walk.failure = f"refused by the algorithm policy: {exc}"
+            return None
+        walk.algorithms.extend(result.algorithms)
+        walk.confidentiality = (
+            Confidentiality.ENCRYPTED if result.authenticated else Confidentiality.ENCRYPTED_LEGACY
+        )
+        return _peel_content(result.content, result.econtent_type, walk, keys, extra, policy, depth)
+    if kind == "signed_data":
+        result = cms.verify_signed(ci, extra_certificates=extra, policy=policy)
+        walk.certificates.extend(result.certificates)
+        if result.certs_only:
+            walk.layers.append("certs-only")
+            return None
+        walk.layers.append(LAYER_NAME[kind])
+        for signer in result.signers:
+            walk.signers.append((signer, walk.encrypted_seen))
+            walk.algorithms.extend(signer.algorithms)
+        if not result.signers:
+            walk.failure = "signed-data without a signer"
+        return _peel_content(result.content, result.econtent_type, walk, keys, extra, policy, depth)
+    if kind == "data":
+        return _peel_content(
+            bytes(ci["content"].native or b""), "data", walk, keys, extra, policy, depth
+        )
+    raise UnsupportedError(f"CMS content type {kind} is not an S/MIME layer we read")
+
+
+def _peel_content(
+    content: bytes,
+    econtent_type: str,
+    walk: _Walk,
+    keys: list,
+    extra: list[x509.Certificate],
+    policy: Policy,
+    depth: int,
+) -> MimeEntity | None:
+    if econtent_type not in ("data", "1.2.840.113549.1.7.1"):
+        # A bare CMS structure inside (some senders skip the MIME wrapper between layers).
+        return _peel_cms(content, walk, keys, extra, policy, depth + 1)
+    try:
+        inner = MimeEntity.parse(content)
+    except MalformedError:
+        # Content that is not a MIME entity: a nested bare CMS, or opaque octets.
+        if content[:1] == b"\x30":
+            try:
+                return _peel_cms(content, walk, keys, extra, policy, depth + 1)
+            except MalformedError:
+                pass
+        return MimeEntity.build("application/octet-stream", content)
+    return _peel(inner, walk, keys, extra, policy, depth + 1)
+
+
+def _peel_multipart_signed(
+    entity: MimeEntity,
+    walk: _Walk,
+    keys: list,
+    extra: list[x509.Certificate],
+    policy: Policy,
+    depth: int,
+) -> MimeEntity | None:
+    parts = split_multipart(entity)
+    if len(parts) != 2:
+        raise MalformedError(f"multipart/signed has {len(parts)} parts, not 2")
+    signed_bytes, signature_part = parts
+    signature = MimeEntity.parse(signature_part)
+    if signature.content_type.mime_type not in _PKCS7_SIGNATURE_TYPES:
+        raise MalformedError(
+            f"multipart/signed second part is {signature.content_type.mime_type}, "
+            "not application/pkcs7-signature"
+        )
+    walk.layers.append("multipart/signed")
+    ci = cms.parse_content_info(signature.decoded_body(), policy)
+    if cms.content_type_of(ci) != "signed_data":
+        raise MalformedError("multipart/signed signature is not CMS SignedData")
+    result = cms.verify_signed(
+        ci, detached_content=signed_bytes, extra_certificates=extra, policy=policy
+    )
+    walk.certificates.extend(result.certificates)
+    for signer in result.signers:
+        walk.signers.append((signer, walk.encrypted_seen))
+        walk.algorithms.extend(signer.algorithms)
+    if not result.signers:
+        walk.failure = "multipart/signed without a signer"
+    return _peel(MimeEntity.parse(signed_bytes), walk, keys, extra, policy, depth + 1)
+
+
+def _report(
+    walk: _Walk,
+    inner: MimeEntity | None,
+    trust: TrustStore,
+    sender: str | None,
+    at: datetime,
+    policy: Policy,
+) -> SecurityReport:
+    ders = tuple(dict.fromkeys(c.public_bytes(Encoding.DER) for c in walk.certificates))
+    base = SecurityReport(
+        confidentiality=walk.confidentiality,
+        authenticity=Authenticity.UNSIGNED,
+        layers=tuple(walk.layers),
+        algorithms=tuple(dict.fromkeys(walk.algorithms)),
+        sender=sender,
+        content_type=inner.content_type.mime_type if inner is not None else None,
+        recipients=walk.recipients,
+        certificates=ders,
+    )
+    if inner is None and walk.confidentiality in (
+        Confidentiality.UNDECIPHERABLE,
+        Confidentiality.TAMPERED,
+    ):
+        reason = {
+            Confidentiality.UNDECIPHERABLE: (
+                "Encrypted, but not to any key you hold: it cannot be read here."
+            ),
+            Confidentiality.TAMPERED: (
+                "Encrypted, but the integrity check failed: the message was altered "
+                "in transit and nothing of it is shown."
+            ),
+        }[walk.confidentiality]
+        return replace(base, reason=f"{reason} ({walk.failure})")
+    if not walk.signers:
+        words = "No signature: nothing shows who wrote this message."
+        if walk.failure:
+            words = f"{words} ({walk.failure})"
+        if walk.confidentiality is Confidentiality.ENCRYPTED:
+            words = (
+                "Encrypted to you but not signed: anyone who has your certificate "
+                "could have written it."
+            )
+        return replace(
+            base,
+            reason=words,
+            checks=(Check("signature", Outcome.FAIL, "the message carries no signature"),),
+        )
+    # The first invalid signature decides; otherwise the first signer is the author.
+    bad = next((s for s in walk.signers if not s[0].valid), None)
+    signer, inside = bad or walk.signers[0]
+    summary = CertificateSummary.of(signer.certificate) if signer.certificate else None
+    base = replace(
+        base, signer=summary, signing_time=signer.signing_time, signature_inside_encryption=inside
+    )
+    if not signer.valid:
+        state = Authenticity.WEAK_ALGORITHM if signer.weak else Authenticity.BAD_SIGNATURE
+        words = (
+            "Signed with an algorithm the policy rejects"
+            if signer.weak
+            else "The signature does not hold: the content may have been altered"
+        )
+        return replace(
+            base,
+            authenticity=state,
+            reason=f"{words} ({signer.reason}).",
+            checks=(Check("signature", Outcome.FAIL, signer.reason),),
+        )
+    assert signer.certificate is not None
+    others = [c for c in walk.certificates if c != signer.certificate]
+    verdict = trust.evaluate(
+        signer.certificate,
+        intermediates=others,
+        sender=sender,
+        at=at,
+        signing_time=signer.signing_time,
+        min_rsa_bits=policy.min_rsa_bits,
+    )
+    checks = (Check("signature", Outcome.PASS, signer.reason), *verdict.checks)
+    return replace(
+        base,
+        authenticity=verdict.authenticity,
+        sender_match=verdict.sender_match,
+        chain=verdict.chain,
+        revocation=verdict.revocation,
+        checks=checks,
+        reason=verdict.reason,
+    )
+
+
+__all__ = [
+    "PKCS7_MIME",
+    "PKCS7_SIGNATURE",
+    "SMIME_ACCEPT_TYPES",
+    "Revocation",
+    "Unprotected",
+    "certs_only_entity",
+    "inner_entity",
+    "protect",
+    "unprotect",
+]
