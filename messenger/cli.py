@@ -13,12 +13,20 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from messenger import __version__
 
 
 class UsageError(Exception):
     """A problem with what the user asked for or gave us: exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (exit status 2), like every other failure."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _now() -> datetime:
@@ -163,7 +171,9 @@ def cmd_smime_protect(args: argparse.Namespace) -> int:
         raise UsageError("nothing to do: give --sign DIR and/or --encrypt-to CERT")
     content = _read_bytes(args.input)
     signer = _identity(args.sign, args.passphrase_file) if args.sign else None
-    recipients = _certificates(args.encrypt_to)
+    # The first certificate of each file (an identity's cert.pem holds the leaf, then its
+    # issuers, which are not recipients).
+    recipients = [_certificates([path])[0] for path in args.encrypt_to]
     try:
         entity = protect(
             content,
@@ -176,8 +186,8 @@ def cmd_smime_protect(args: argparse.Namespace) -> int:
             signing_time=_now(),
         )
     except SmimeError as exc:
-        print(f"messenger: cannot protect: {exc}", file=sys.stderr)
-        return 1
+        # What we were given cannot be used (a key that cannot sign or be encrypted to).
+        raise UsageError(f"cannot protect: {exc}") from None
     _write_bytes(args.out, entity.decoded_body() if args.der else entity.to_bytes())
     return 0
 
@@ -191,10 +201,15 @@ def _trust_store(args: argparse.Namespace, now: datetime):
     store = TrustStore()
     for cert in _certificates(getattr(args, "trust", []) or []):
         store.add_anchor(cert)
-    for cert in _certificates(getattr(args, "pin", []) or []):
+    for path in getattr(args, "pin", []) or []:
+        # The first certificate of the file is the one pinned (an identity's cert.pem
+        # holds the leaf, then its issuers).
+        cert = _certificates([path])[0]
         uris = certificate_uris(cert)
         if not uris:
-            raise UsageError("a pinned certificate must name a SIP URI in its SubjectAltName")
+            raise UsageError(
+                f"{path}: a pinned certificate must name a SIP URI in its SubjectAltName"
+            )
         for uri in uris:
             store.pin(uri, cert, now=now)
     for path in getattr(args, "crl", []) or []:
@@ -268,57 +283,503 @@ def cmd_smime_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- messenger inspect --------------------------------------------------------------------
+
+#: Headers of a SIP message that describe its body as a MIME entity (RFC 3261 20.11-20.15).
+_BODY_HEADERS = ("Content-Transfer-Encoding", "Content-Disposition", "Content-Encoding")
+
+
+def inspect_sip(
+    data: bytes,
+    *,
+    identity=None,
+    trust=None,
+    at: datetime,
+    extra_certificates: Sequence = (),
+) -> dict:
+    """Decode one SIP request or response into its layers: the SIP envelope, the body's
+    S/MIME structure, the security report, carried certificates, the CPIM wrapper and
+    the innermost content. Raises `SipParseError` when ``data`` is not a SIP message;
+    problems inside the body are listed under ``problems`` instead of raised."""
+    from cryptography import x509
+
+    from messenger.im.cpim import parse_cpim
+    from messenger.im.errors import ImError
+    from messenger.im.imdn import imdn_of
+    from messenger.pki.verdict import CertificateSummary
+    from messenger.sip.errors import SipParseError
+    from messenger.sip.message import SipRequest, parse_message
+    from messenger.smime.errors import SmimeError
+    from messenger.smime.inspect import describe
+    from messenger.smime.mime import MimeEntity
+    from messenger.smime.protect import unprotect
+
+    msg = parse_message(data)
+    sip: dict = {"start_line": msg.start_line(), "headers": [[n, v] for n, v in msg.headers]}
+    if isinstance(msg, SipRequest):
+        sip.update(kind="request", method=msg.method, uri=msg.uri)
+    else:
+        sip.update(kind="response", status=msg.status, reason_phrase=msg.reason)
+    try:
+        sip["call_id"] = msg.call_id
+        sip["cseq"] = str(msg.cseq)
+        # The party that wrote the body: the sender of a request, the answerer of a response.
+        sender = (msg.from_address if isinstance(msg, SipRequest) else msg.to_address).uri
+    except SipParseError:
+        sender = None
+    out: dict = {
+        "sip": sip,
+        "body": None,
+        "structure": None,
+        "report": None,
+        "certificates": [],
+        "cpim": None,
+        "imdn": None,
+        "content": None,
+        "problems": [],
+    }
+    if not msg.body:
+        return out
+    ctype = msg.content_type or "application/octet-stream"
+    out["body"] = {"content_type": ctype, "size": len(msg.body)}
+    extra_headers = [(n, v) for n in _BODY_HEADERS if (v := msg.headers.get(n)) is not None]
+    entity = MimeEntity.build(ctype, msg.body, extra_headers)
+    try:
+        out["structure"] = describe(entity)
+    except SmimeError as exc:
+        out["problems"].append(f"body structure: {exc}")
+    try:
+        opened = unprotect(
+            entity,
+            identity=identity,
+            trust=trust,
+            sender=sender,
+            at=at,
+            extra_certificates=extra_certificates,
+        )
+    except SmimeError as exc:
+        out["problems"].append(f"body cannot be opened: {exc}")
+        return out
+    report = opened.report
+    out["report"] = report.to_json()
+    for der in report.certificates:
+        try:
+            summary = CertificateSummary.of(x509.load_der_x509_certificate(der)).to_json()
+        except ValueError as exc:
+            summary = {"error": f"unreadable certificate: {exc}"}
+        out["certificates"].append(summary)
+    inner = opened.entity
+    if inner is None:
+        return out
+    try:
+        content = inner.decoded_body()
+    except SmimeError as exc:
+        out["problems"].append(f"content: {exc}")
+        return out
+    content_type = str(inner.content_type)
+    if inner.content_type.mime_type == "message/cpim":
+        try:
+            cpim = parse_cpim(content)
+        except ImError as exc:
+            out["problems"].append(f"CPIM wrapper: {exc}")
+        else:
+            out["cpim"] = {
+                "headers": [[n, v] for n, v in cpim.headers],
+                "from": cpim.from_uri,
+                "to": list(cpim.to_uris),
+                "datetime": cpim.datetime.isoformat().replace("+00:00", "Z"),
+                "message_id": cpim.message_id,
+                "disposition_notification": list(cpim.disposition_notification),
+                "content_type": cpim.content_type,
+            }
+            content, content_type = cpim.body, cpim.content_type or "text/plain"
+            if content_type.split(";")[0].strip().lower() == "message/imdn+xml":
+                try:
+                    note = imdn_of(cpim)
+                except ImError as exc:
+                    out["problems"].append(f"IMDN: {exc}")
+                else:
+                    out["imdn"] = {
+                        "message_id": note.message_id,
+                        "datetime": note.datetime.isoformat().replace("+00:00", "Z"),
+                        "kind": note.kind,
+                        "status": note.status,
+                        "recipient_uri": note.recipient_uri,
+                    }
+    shown: dict = {"content_type": content_type, "size": len(content)}
+    if content_type.split(";")[0].strip().lower().startswith(("text/", "message/imdn")):
+        shown["text"] = content.decode("utf-8", errors="replace")
+    out["content"] = shown
+    return out
+
+
+def _render_inspection(doc: dict) -> str:
+    from messenger.smime.inspect import render
+
+    sip = doc["sip"]
+    lines = [f"SIP {sip['kind']}: {sip['start_line']}"]
+    lines += [f"  {name}: {value}" for name, value in sip["headers"]]
+    body = doc["body"]
+    if body is None:
+        lines.append("Body: none")
+    else:
+        lines.append(f"Body: {body['size']} bytes of {body['content_type']}")
+    if doc["structure"] is not None:
+        lines += ["Layers:", render(doc["structure"], 1)]
+    report = doc["report"]
+    if report is not None:
+        lines.append("Report:")
+        for key in ("confidentiality", "authenticity", "sender", "sender_match", "revocation"):
+            lines.append(f"  {key}: {report[key]}")
+        lines.append(f"  layers: {' > '.join(report['layers']) or '(none)'}")
+        lines.append(f"  algorithms: {', '.join(a['name'] for a in report['algorithms']) or '-'}")
+        signer = report.get("signer")
+        lines.append(f"  signer: {', '.join(signer['uris']) if signer else '-'}")
+        if report["recipients"]:
+            lines.append(f"  encrypted to: {'; '.join(report['recipients'])}")
+        lines.append(f"  verdict: {report['reason']}")
+    for i, cert in enumerate(doc["certificates"]):
+        if "error" in cert:
+            lines.append(f"Certificate [{i}]: {cert['error']}")
+            continue
+        lines.append(f"Certificate [{i}]: {cert['subject']}")
+        lines.append(f"  uris: {', '.join(cert['uris']) or '-'}")
+        lines.append(f"  sha256: {cert['sha256']}")
+    cpim = doc["cpim"]
+    if cpim is not None:
+        lines.append("CPIM:")
+        lines += [f"  {name}: {value}" for name, value in cpim["headers"]]
+    imdn = doc["imdn"]
+    if imdn is not None:
+        lines.append(
+            f"IMDN: {imdn['kind']} {imdn['status']} for message {imdn['message_id']} "
+            f"from {imdn['recipient_uri'] or '-'}"
+        )
+    content = doc["content"]
+    if content is not None:
+        lines.append(f"Content: {content['size']} bytes of {content['content_type']}")
+        if "text" in content:
+            lines += [f"  {line}" for line in content["text"].splitlines()]
+    lines += [f"Problem: {p}" for p in doc["problems"]]
+    return "\n".join(lines)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from messenger.sip.errors import SipParseError
+
+    at = _parse_time(args.at)
+    data = _read_bytes(args.input)
+    identity = _identity(args.identity, args.passphrase_file) if args.identity else None
+    store = _trust_store(args, at)
+    extra = _certificates(args.certfile)
+    try:
+        doc = inspect_sip(data, identity=identity, trust=store, at=at, extra_certificates=extra)
+    except SipParseError as exc:
+        where = "standard input" if args.input == "-" else args.input
+        print(
+            f"messenger: {where} is not a SIP message we can read: {exc}. "
+            "Give one whole SIP request or response, as it was on the wire.",
+            file=sys.stderr,
+        )
+        return 2
+    print(json.dumps(doc, indent=2) if args.json else _render_inspection(doc))
+    if doc["problems"]:
+        print(f"messenger: {doc['problems'][0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # -- messenger demo ----------------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """A walk through RFC 8591 in the terminal: CA, Alice and Bob, one protected message."""
+    """The demo: a demo CA, Alice and Bob on loopback, both windows side by side."""
+    from messenger.demo import run_demo
+    from messenger.gui.app import display_problem
+
+    if args.quit_after is not None and args.quit_after <= 0:
+        raise UsageError("--quit-after needs a positive number of seconds")
+    if problem := display_problem():
+        raise UsageError(problem)
+    return run_demo(
+        Path(args.folder) if args.folder else None,
+        screenshot=Path(args.screenshot) if args.screenshot else None,
+        quit_after=args.quit_after,
+    )
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """The window for the user's own profile (the first-run wizard when it is new)."""
+    from messenger.gui.app import display_problem, main_profile
+
+    if problem := display_problem():
+        raise UsageError(problem)
+    return main_profile(Path(args.profile) if getattr(args, "profile", None) else None)
+
+
+# -- messenger agent / messenger send ------------------------------------------------------
+
+
+def _listen_list(texts: Sequence[str]) -> list:
+    from messenger.ua.agent import Listen
+
+    try:
+        return [Listen.parse(text) for text in texts]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _contacts(texts: Sequence[str]) -> dict[str, str]:
+    from messenger.sip.uri import SipUriError, parse_aor
+
+    contacts = {}
+    for text in texts:
+        aor, sep, address = text.partition("=")
+        if not sep or not address:
+            raise UsageError(f"--contact {text!r}: write AOR=udp:HOST:PORT (or tcp:, tls:)")
+        try:
+            contacts[parse_aor(aor)] = address
+        except SipUriError as exc:
+            raise UsageError(f"--contact {text!r}: {aor!r} is not a SIP AoR: {exc}") from None
+    return contacts
+
+
+def _crls(paths: Sequence[str]) -> list:
+    from cryptography import x509
+
+    crls = []
+    for path in paths:
+        data = _read_bytes(path)
+        try:
+            crls.append(
+                x509.load_pem_x509_crl(data)
+                if data.lstrip().startswith(b"-----")
+                else x509.load_der_x509_crl(data)
+            )
+        except ValueError as exc:
+            raise UsageError(f"{path} is not a CRL: {exc}") from None
+    return crls
+
+
+def _default_profile(aor: str) -> Path:
+    import os
+
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "messenger" / "profiles" / aor.replace(":", "_").replace("/", "_")
+
+
+def _local_host_towards(host: str) -> str:
+    """The local address the system would use to reach ``host`` (no packet is sent)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return probe.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def _tls_server_pair(args: argparse.Namespace) -> tuple:
+    if not getattr(args, "tls_cert", None):
+        return None, [], None
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    certs = _certificates([args.tls_cert])
+    try:
+        key = load_pem_private_key(_read_bytes(args.tls_key or args.tls_cert), None)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--tls-key: no readable unencrypted PEM private key: {exc}") from None
+    return certs[0], certs[1:], key
+
+
+def _account(args: argparse.Namespace, aor: str, identity, listens: list, profile: Path):
+    from messenger.ua.agent import AccountConfig
+
+    password = None
+    if getattr(args, "password_file", None):
+        password = _passphrase(args.password_file).decode("utf-8")
+    tls_cert, tls_chain, tls_key = _tls_server_pair(args)
+    return AccountConfig(
+        aor=aor,
+        identity=identity,
+        profile=profile,
+        listens=listens,
+        registrar=getattr(args, "registrar", None),
+        proxy=args.proxy,
+        username=getattr(args, "username", None),
+        password=password,
+        contacts=_contacts(getattr(args, "contact", []) or []),
+        trust_anchors=_certificates(args.trust),
+        crls=_crls(getattr(args, "crl", []) or []),
+        tls_certificate=tls_cert,
+        tls_chain=tls_chain,
+        tls_key=tls_key,
+        msrp_relay=_msrp_relay(args),
+        downloads=Path(args.downloads) if getattr(args, "downloads", None) else None,
+    )
+
+
+def _msrp_relay(args: argparse.Namespace) -> str | None:
+    """The --msrp-relay URI, checked (sessions go through this RFC 4976 relay)."""
+    text = getattr(args, "msrp_relay", None)
+    if not text:
+        return None
+    from messenger.ua.sessions import SessionManager
+
+    try:
+        return str(SessionManager.parse_relay(text))
+    except ValueError as exc:
+        raise UsageError(f"--msrp-relay: {exc}") from None
+
+
+def _print_json(doc: dict) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Run a headless agent until SIGINT/SIGTERM; one JSON object per event on stdout."""
+    import asyncio
+    import signal
+
+    from messenger.net.sip_transport import SipTransportError
+    from messenger.pki.errors import PkiError
+    from messenger.sip.uri import SipUriError, parse_aor
+    from messenger.ua.agent import UserAgent
+    from messenger.ua.store import StoreError
+
+    try:
+        aor = parse_aor(args.aor)
+    except SipUriError as exc:
+        raise UsageError(f"--aor {args.aor!r} is not a SIP address of record: {exc}") from None
+    identity = _identity(args.identity, args.passphrase_file)
+    profile = Path(args.profile) if args.profile else _default_profile(aor)
+    config = _account(args, aor, identity, _listen_list(args.listen), profile)
+
+    async def serve() -> int:
+        try:
+            agent = UserAgent(config)
+        except (StoreError, PkiError) as exc:
+            raise UsageError(f"profile {profile}: {exc}") from None
+
+        def show(event) -> None:
+            if event.kind == "sip" and not args.trace:
+                return
+            _print_json(event.to_json())
+
+        agent.subscribe(show)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await agent.start()
+        except SipTransportError as exc:
+            agent.store.close()
+            raise UsageError(str(exc)) from None
+        _print_json(
+            {
+                "event": "started",
+                "aor": aor,
+                "profile": str(profile),
+                "addresses": {t: f"{h}:{p}" for t, (h, p) in agent.addresses.items()},
+            }
+        )
+        await stop.wait()
+        await agent.stop()
+        _print_json({"event": "stopped", "aor": aor})
+        return 0
+
+    return asyncio.run(serve())
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Send one MESSAGE and print the final response as JSON; 0 on 2xx, 1 otherwise."""
+    import asyncio
     import tempfile
 
-    from messenger.pki.authority import create_authority, save_authority
-    from messenger.pki.identity import create_identity, save_identity
-    from messenger.pki.trust import TrustStore
-    from messenger.smime.protect import protect, unprotect
+    from messenger.net.sip_transport import SipTransportError
+    from messenger.pki.errors import PkiError
+    from messenger.sip.uri import SipUri, SipUriError, parse_aor
+    from messenger.ua.agent import UserAgent
+    from messenger.ua.store import StoreError
 
-    now = _now()
-    folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="messenger-demo-"))
-    ca = create_authority("Messenger Demo CA", now=now)
-    alice = create_identity("sip:alice@example.test", authority=ca, now=now)
-    bob = create_identity("sip:bob@example.test", authority=ca, now=now)
-    save_authority(ca, folder / "ca", None)
-    save_identity(alice, folder / "alice", None)
-    save_identity(bob, folder / "bob", None)
-    print(f"Demo CA, sip:alice@example.test and sip:bob@example.test written to {folder}")
-    text = args.text.encode()
-    entity = protect(text, signer=alice, recipients=[bob.encryption_certificate], signing_time=now)
-    wire = entity.to_bytes()
-    print(f"\nAlice signs, then encrypts to Bob: {len(wire)} bytes on the wire")
-    print(f"  Content-Type: {entity.header('Content-Type')}")
-    bobs_trust = TrustStore()
-    bobs_trust.add_anchor(ca.certificate)
-    bobs_trust.add_crl(ca.crl(now=now))
-    opened = unprotect(
-        entity, identity=bob, trust=bobs_trust, sender="sip:alice@example.test", at=_now()
-    )
-    report = opened.report
-    print("\nBob opens it:")
-    print(f"  text            {(opened.content or b'').decode(errors='replace').strip()!r}")
-    print(f"  confidentiality {report.confidentiality}")
-    print(f"  authenticity    {report.authenticity}")
-    print(f"  layers          {' > '.join(report.layers)}")
-    print(f"  algorithms      {', '.join(a.name for a in report.algorithms)}")
-    print(f"  signer          {', '.join(report.signer.uris) if report.signer else '-'}")
-    print(f"  verdict         {report.reason}")
-    if args.report:
-        print(json.dumps(report.to_json(), indent=2))
-    return 0 if report.is_green else 1
+    identity = _identity(args.identity, args.passphrase_file)
+    try:
+        to = parse_aor(args.to)
+        aor = parse_aor(args.from_aor) if args.from_aor else identity.aor
+    except SipUriError as exc:
+        raise UsageError(f"not a SIP address of record: {exc}") from None
+    if args.proxy and args.target:
+        raise UsageError("give --proxy or --target, not both")
+    if args.target:
+        transport = args.transport or ""
+        args.contact = [f"{to}={transport + ':' if transport else ''}{args.target}"]
+        target_host = args.target.rpartition(":")[0].strip("[]")
+    else:
+        args.contact = []
+        try:
+            target_host = SipUri.parse(args.proxy or to).host_address
+        except SipUriError as exc:
+            raise UsageError(f"cannot reach {args.proxy or to}: {exc}") from None
+    listens = _listen_list(args.listen or [f"udp:{_local_host_towards(target_host)}:0"])
+    encrypt_to = _certificates([args.encrypt_to]) if args.encrypt_to else []
+    scratch = None
+    if args.profile:
+        profile = Path(args.profile)
+    else:
+        scratch = tempfile.TemporaryDirectory(prefix="messenger-send-")
+        profile = Path(scratch.name)
+    if args.file and not Path(args.file).is_file():
+        raise UsageError(f"--file {args.file}: no such file (or not a regular file)")
+    config = _account(args, aor, identity, listens, profile)
+    config.registrar = None
+    config.sign = not args.no_sign
+
+    async def send() -> int:
+        try:
+            agent = UserAgent(config)
+        except (StoreError, PkiError) as exc:
+            raise UsageError(f"profile {profile}: {exc}") from None
+        try:
+            try:
+                await agent.start()
+            except SipTransportError as exc:
+                raise UsageError(str(exc)) from None
+            if encrypt_to:
+                agent.set_peer_certificate(to, encrypt_to[0])
+            if args.file:
+                # a file always goes over an MSRP session, protected whole first
+                result = await agent.send_file(to, args.file)
+            else:
+                result = await agent.send_text(
+                    to,
+                    args.text,
+                    sign=not args.no_sign,
+                    encrypt=bool(encrypt_to) or None,
+                    transport=args.transport,
+                    session=args.session,
+                )
+        finally:
+            await agent.stop()
+        _print_json({"to": to, **result.to_json(), **({"file": args.file} if args.file else {})})
+        if not result.delivered:
+            print(f"messenger: not delivered: {result.explanation}", file=sys.stderr)
+        return 0 if result.delivered else 1
+
+    try:
+        return asyncio.run(send())
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
 
 
 # -- the parser --------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="messenger",
         description="End-to-end protected SIP messaging (RFC 8591 S/MIME over SIP and MSRP).",
     )
@@ -386,11 +847,99 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in", dest="input", required=True, metavar="F")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_smime_inspect)
-    p = sub.add_parser("demo", help="walk through a signed and encrypted exchange")
-    p.add_argument("--folder", metavar="DIR", help="where to write the demo identities")
-    p.add_argument("--text", default="Watson, come here - I want to see you.")
-    p.add_argument("--report", action="store_true", help="print the whole report as JSON")
+    p = sub.add_parser(
+        "inspect", help="decode a SIP request or response, its protected body and report"
+    )
+    p.add_argument("input", metavar="FILE", help="the SIP message as on the wire (- for stdin)")
+    p.add_argument("--identity", metavar="DIR", help="identity folder to decrypt with")
+    p.add_argument("--passphrase-file", metavar="F")
+    p.add_argument("--trust", action="append", default=[], metavar="CERT")
+    p.add_argument("--pin", action="append", default=[], metavar="CERT")
+    p.add_argument("--crl", action="append", default=[], metavar="F")
+    p.add_argument("--certfile", action="append", default=[], metavar="CERT")
+    p.add_argument("--at", metavar="ISO-8601-TIME", help="judge certificates at this time")
+    p.add_argument("--json", action="store_true", help="print the layers as JSON")
+    p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser(
+        "demo", help="Alice and Bob on loopback, both windows side by side (demo CA)"
+    )
+    p.add_argument("--folder", metavar="DIR", help="where to write the demo CA and profiles")
+    p.add_argument(
+        "--screenshot",
+        metavar="DIR",
+        help="exchange a first signed-and-encrypted message each way, save alice.png and "
+        "bob.png into DIR, and exit (0 when both messages were verified)",
+    )
+    p.add_argument(
+        "--quit-after",
+        type=float,
+        metavar="SECONDS",
+        help="close the demo after SECONDS (with --screenshot: the longest it may take)",
+    )
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("gui", help="open the window for your profile (the default command)")
+    p.add_argument("--profile", metavar="DIR", help="profile folder (default: platform data dir)")
+    p.set_defaults(func=cmd_gui)
+    p = sub.add_parser("agent", help="run a headless user agent, one JSON line per event")
+    p.add_argument("--aor", required=True, metavar="AOR")
+    p.add_argument("--identity", required=True, metavar="DIR")
+    p.add_argument("--passphrase-file", metavar="F")
+    p.add_argument(
+        "--listen",
+        action="append",
+        required=True,
+        metavar="T:HOST:PORT",
+        help="udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT (repeatable; port 0 = any)",
+    )
+    p.add_argument("--registrar", metavar="URI")
+    p.add_argument("--proxy", metavar="URI", help="outbound proxy (default: direct mode)")
+    p.add_argument("--username", metavar="NAME", help="digest user name (default: AoR user)")
+    p.add_argument("--password-file", metavar="F", help="digest password")
+    p.add_argument("--trust", action="append", default=[], metavar="CERT")
+    p.add_argument("--crl", action="append", default=[], metavar="F")
+    p.add_argument("--profile", metavar="DIR")
+    p.add_argument(
+        "--contact",
+        action="append",
+        default=[],
+        metavar="AOR=T:HOST:PORT",
+        help="direct mode: where a peer is reached (repeatable)",
+    )
+    p.add_argument("--tls-cert", metavar="PEM", help="certificate (and chain) a TLS listener shows")
+    p.add_argument("--tls-key", metavar="PEM", help="its private key (default: in --tls-cert)")
+    p.add_argument("--trace", action="store_true", help="also print every SIP message in/out")
+    p.add_argument(
+        "--downloads", metavar="DIR", help="accept files in sessions and write them here"
+    )
+    p.add_argument(
+        "--msrp-relay", metavar="URI", help="route MSRP sessions through this RFC 4976 relay"
+    )
+    p.set_defaults(func=cmd_agent)
+    p = sub.add_parser(
+        "send", help="send one protected MESSAGE (or a file over a session), print the outcome"
+    )
+    p.add_argument("--identity", required=True, metavar="DIR")
+    p.add_argument("--passphrase-file", metavar="F")
+    p.add_argument("--to", required=True, metavar="AOR")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text")
+    what.add_argument("--file", metavar="PATH", help="send this file over an MSRP session")
+    p.add_argument("--session", action="store_true", help="send the text over an MSRP session")
+    p.add_argument(
+        "--msrp-relay", metavar="URI", help="route the MSRP session through this RFC 4976 relay"
+    )
+    p.add_argument("--from", dest="from_aor", metavar="AOR", help="default: the identity's AoR")
+    p.add_argument("--proxy", metavar="URI")
+    p.add_argument("--target", metavar="HOST:PORT", help="send straight to this address")
+    p.add_argument("--transport", choices=["udp", "tcp", "tls"])
+    p.add_argument("--encrypt-to", metavar="CERT", help="the recipient's certificate")
+    p.add_argument("--no-sign", action="store_true")
+    p.add_argument("--trust", action="append", default=[], metavar="CERT")
+    p.add_argument("--profile", metavar="DIR", help="default: a temporary profile")
+    p.add_argument("--listen", action="append", metavar="T:HOST:PORT")
+    p.add_argument("--username", metavar="NAME")
+    p.add_argument("--password-file", metavar="F")
+    p.set_defaults(func=cmd_send)
     return parser
 
 
@@ -398,8 +947,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+        # no command: the window for the user's own profile
+        args.func = cmd_gui
     try:
         return int(args.func(args))
     except UsageError as exc:

@@ -1,8 +1,9 @@
 """MSRP core (RFC 4975, RFC 4976 relays, RFC 6135 connection setup), sans-IO.
 
 Frames and their incremental parser (`messenger.msrp.frame`), URIs (`messenger.msrp.uri`),
-chunking and reassembly by Byte-Range (`messenger.msrp.chunking`) and random identifiers
-(`messenger.msrp.ids`). Stdlib only: no sockets, no asyncio, no clock.
+chunking and reassembly by Byte-Range (`messenger.msrp.chunking`), random identifiers
+(`messenger.msrp.ids`) and the session endpoint (`messenger.msrp.session`). Stdlib only:
+no sockets, no asyncio, no clock.
 """
 
 from .chunking import Reassembler, Reassembly, chunk_message
@@ -18,6 +19,7 @@ from .frame import (
     response_to,
 )
 from .ids import new_message_id, new_session_id, new_transaction_id
+from .session import MsrpSession
 from .uri import MsrpUri, parse_path
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "MsrpParseError",
     "MsrpRequest",
     "MsrpResponse",
+    "MsrpSession",
     "MsrpUri",
     "Reassembler",
     "Reassembly",

@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import MsrpByteRangeError, MsrpError, MsrpParseError
 from .frame import _IDENT, ByteRange, MsrpRequest, _end_line_in
@@ -109,7 +109,9 @@ class Reassembly:
     ``state`` is ``partial`` (more bytes expected), ``complete`` (``body`` holds the
     whole message), ``aborted`` (the sender sent ``#``; everything was discarded) or
     ``duplicate`` (a chunk of a message completed earlier; ignored).
-    ``received`` counts distinct bytes of ``total`` held so far.
+    ``received`` counts distinct bytes of ``total`` held so far. A complete message comes
+    as ``body`` (bytes) by default, or as ``buffer`` (the very object ``buffer_factory``
+    allocated, nothing copied) when the `Reassembler` was given a ``buffer_factory``.
     """
 
     message_id: str
@@ -118,12 +120,13 @@ class Reassembly:
     total: int | None
     content_type: str | None = None
     body: bytes | None = field(default=None, repr=False)
+    buffer: object | None = field(default=None, repr=False)
 
 
 @dataclass
 class _Pending:
     total: int
-    buffer: bytearray
+    buffer: bytearray | memoryview | Any  # Any: an object with write_at(offset, data)
     content_type: str | None
     # Disjoint, non-adjacent, sorted [start, stop) intervals of received bytes (0-based).
     starts: list[int] = field(default_factory=list)
@@ -155,6 +158,12 @@ class Reassembler:
     `MsrpParseError`, with status 400 for a chunk that contradicts itself or its message;
     the message concerned is dropped. Old incomplete messages are dropped with `discard`
     (the caller owns the clock).
+
+    ``buffer_factory(total)`` allocates the one buffer of a message: any writable buffer of
+    ``total`` bytes (a bytearray, an ``mmap``...), or an object with a
+    ``write_at(offset, data)`` method (a temporary file the caller owns). With it, a
+    complete message is handed back as that object rather than copied into ``bytes``; the
+    factory is called only after the total passed the size checks.
     """
 
     def __init__(
@@ -162,9 +171,12 @@ class Reassembler:
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_pending: int = DEFAULT_MAX_PENDING,
+        buffer_factory: Callable[[int], object] | None = None,
     ) -> None:
         self.max_message_size = max_message_size
         self.max_pending = max_pending
+        self._buffer_factory = buffer_factory
+        self._buffers: dict[str, object] = {}
         self._pending: dict[str, _Pending] = {}
         self._complete: OrderedDict[str, int] = OrderedDict()
 
@@ -173,13 +185,31 @@ class Reassembler:
         pending = self._pending.get(message_id)
         return None if pending is None else (pending.received, pending.total)
 
+    def contiguous(self, message_id: str) -> int:
+        """How many bytes from the first one on have arrived without a gap (0 if none)."""
+        pending = self._pending.get(message_id)
+        if pending is None or not pending.starts or pending.starts[0] != 0:
+            return 0
+        return pending.stops[0]
+
     def pending(self) -> tuple[str, ...]:
         """Message-IDs of the incomplete messages."""
         return tuple(self._pending)
 
     def discard(self, message_id: str) -> bool:
         """Drop an incomplete message (a timeout, a 413 sent); True if there was one."""
-        return self._pending.pop(message_id, None) is not None
+        return self._drop(message_id) is not None
+
+    def _drop(self, message_id: str) -> _Pending | None:
+        """Forget an incomplete message; a buffer with a ``close`` method is closed."""
+        buffer = self._buffers.pop(message_id, None)
+        pending = self._pending.pop(message_id, None)
+        if pending is not None and isinstance(pending.buffer, memoryview):
+            pending.buffer.release()
+        close = getattr(buffer, "close", None)
+        if callable(close):
+            close()
+        return pending
 
     def add(self, request: MsrpRequest) -> Reassembly:
         """Store one SEND chunk and say how its message stands."""
@@ -190,7 +220,7 @@ class Reassembler:
             total = self._complete[message_id]
             return Reassembly(message_id, "duplicate", total, total)
         if request.continuation == "#":
-            pending = self._pending.pop(message_id, None)
+            pending = self._drop(message_id)
             received = 0 if pending is None else pending.received
             return Reassembly(
                 message_id, "aborted", received, None if pending is None else pending.total
@@ -198,7 +228,7 @@ class Reassembler:
         try:
             return self._store(message_id, request)
         except MsrpParseError:
-            self._pending.pop(message_id, None)
+            self._drop(message_id)
             raise
 
     def _store(self, message_id: str, request: MsrpRequest) -> Reassembly:
@@ -222,7 +252,10 @@ class Reassembler:
             )
         if stop > pending.total:
             raise MsrpByteRangeError(f"Byte-Range {byte_range} runs past total {pending.total}")
-        pending.buffer[start:stop] = body
+        if isinstance(pending.buffer, bytearray | memoryview):
+            pending.buffer[start:stop] = body
+        elif stop > start:
+            pending.buffer.write_at(start, body)
         if stop > start:
             pending.cover(start, stop)
         if pending.content_type is None:
@@ -235,6 +268,17 @@ class Reassembler:
         self._complete[message_id] = pending.total
         while len(self._complete) > _REMEMBERED_COMPLETE:
             self._complete.popitem(last=False)
+        if self._buffer_factory is not None:
+            if isinstance(pending.buffer, memoryview):
+                pending.buffer.release()
+            return Reassembly(
+                message_id,
+                "complete",
+                pending.total,
+                pending.total,
+                pending.content_type,
+                buffer=self._buffers.pop(message_id),
+            )
         return Reassembly(
             message_id,
             "complete",
@@ -258,6 +302,17 @@ class Reassembler:
             raise MsrpParseError(
                 f"already {len(self._pending)} incomplete messages", status_code=413
             )
-        pending = _Pending(total, bytearray(total), content_type)
+        if self._buffer_factory is None:
+            pending = _Pending(total, bytearray(total), content_type)
+        else:
+            buffer = self._buffer_factory(total)
+            target: Any = buffer
+            if not callable(getattr(buffer, "write_at", None)):
+                target = memoryview(buffer).cast("B")  # type: ignore[arg-type]
+                if target.readonly or len(target) != total:
+                    target.release()
+                    raise MsrpError(f"the buffer factory did not give {total} writable bytes")
+            self._buffers[message_id] = buffer
+            pending = _Pending(total, target, content_type)
         self._pending[message_id] = pending
         return pending

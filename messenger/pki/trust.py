@@ -33,6 +33,7 @@ certificate alone, and the caller must not treat it as a sender match.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Iterable, Sequence
@@ -41,7 +42,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 from cryptography.x509.verification import (
@@ -64,6 +65,7 @@ from .verdict import (
     TrustVerdict,
     certificate_sha256,
     certificate_uris,
+    per_certificate,
 )
 
 __all__ = [
@@ -84,6 +86,12 @@ _STATE_ACTIONS = frozenset({"pin", "unpin", "distrust"})
 _JSON_VERSION = 1
 
 
+#: Size of the bounded caches of facts derived from immutable values (fingerprint text,
+#: names, canonical AoRs, CRL signature checks): each is computed once, not per message.
+_FACTS_CACHE = 1024
+
+
+@functools.lru_cache(maxsize=_FACTS_CACHE)
 def format_fingerprint(sha256_hex: str) -> str:
     """A SHA-256 fingerprint as people compare it: ``AB:CD:...`` (32 upper-case pairs)."""
     text = sha256_hex.upper()
@@ -192,16 +200,42 @@ def _eku_allows_email(_policy: Any, _certificate: x509.Certificate, eku: Any) ->
     raise ValueError("extendedKeyUsage allows neither emailProtection nor anyExtendedKeyUsage")
 
 
-def _verifier_builder(anchors: Sequence[x509.Certificate], at: datetime) -> PolicyBuilder:
+@functools.cache
+def _extension_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
+    """(CA policy, end-entity policy): the web PKI defaults, with an EKU allowing S/MIME."""
     ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
         x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _eku_allows_email
     )
     ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
         x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _eku_allows_email
     )
+    return ca_policy, ee_policy
+
+
+#: The last few verifier stores, by the identities of their anchors (which they hold).
+_STORES: dict[tuple[int, ...], tuple[tuple[x509.Certificate, ...], Store]] = {}
+
+
+def _store(anchors: Sequence[x509.Certificate]) -> Store:
+    key = tuple(map(id, anchors))
+    hit = _STORES.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], anchors, strict=True)):
+        return hit[1]
+    store = Store(list(anchors))
+    if len(_STORES) >= 64:
+        try:
+            del _STORES[next(iter(_STORES))]
+        except (KeyError, RuntimeError, StopIteration):  # a concurrent caller won
+            pass
+    _STORES[key] = (tuple(anchors), store)
+    return store
+
+
+def _verifier_builder(anchors: Sequence[x509.Certificate], at: datetime) -> PolicyBuilder:
+    ca_policy, ee_policy = _extension_policies()
     return (
         PolicyBuilder()
-        .store(Store(list(anchors)))
+        .store(_store(anchors))
         .time(at)
         .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
     )
@@ -221,11 +255,13 @@ _WEAK_SIGNATURE_OIDS = {
 _WEAK_HASH_NAMES = {"sha1": "SHA-1", "md5": "MD5", "md4": "MD4", "md2": "MD2"}
 
 
+@functools.lru_cache(maxsize=_FACTS_CACHE)
 def _common_name(name: x509.Name) -> str:
     values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(values[0].value) if values else name.rfc4514_string()
 
 
+@per_certificate
 def _weak_signature(certificate: x509.Certificate) -> str | None:
     oid = certificate.signature_algorithm_oid.dotted_string
     if oid in _WEAK_SIGNATURE_OIDS:
@@ -239,6 +275,7 @@ def _weak_signature(certificate: x509.Certificate) -> str | None:
     return None
 
 
+@per_certificate
 def _weak_key(certificate: x509.Certificate, min_rsa_bits: int) -> str | None:
     try:
         key = certificate.public_key()
@@ -253,6 +290,7 @@ def _weak_key(certificate: x509.Certificate, min_rsa_bits: int) -> str | None:
     return None
 
 
+@per_certificate
 def _algorithm_words(certificate: x509.Certificate) -> str:
     name = certificate.signature_algorithm_oid._name
     try:
@@ -262,6 +300,7 @@ def _algorithm_words(certificate: x509.Certificate) -> str:
     return f"{name} signature, {key} key"
 
 
+@per_certificate
 def _usage_problem(certificate: x509.Certificate, usage: str) -> str | None:
     """Why the certificate's key, keyUsage or EKU forbid `usage`, or None when allowed."""
     try:
@@ -297,7 +336,35 @@ def _usage_problem(certificate: x509.Certificate, usage: str) -> str | None:
     return None
 
 
+#: `uri_equal` (pure, on strings) remembered for the few addresses a store compares often.
+_same_uri = functools.lru_cache(maxsize=4096)(uri_equal)
+
+
+class _CrlKey:
+    """A CRL as a cache key (CRL objects are not hashable): equal when the DER is."""
+
+    __slots__ = ("crl", "digest")
+
+    def __init__(self, crl: x509.CertificateRevocationList) -> None:
+        self.crl = crl
+        self.digest = crl.fingerprint(hashes.SHA256())
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _CrlKey) and other.digest == self.digest
+
+
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    if crl.issuer != issuer.subject:
+        return False
+    return _crl_signature_holds(_CrlKey(crl), issuer)
+
+
+@functools.lru_cache(maxsize=_FACTS_CACHE)
+def _crl_signature_holds(key: _CrlKey, issuer: x509.Certificate) -> bool:
+    crl = key.crl
     if crl.issuer != issuer.subject:
         return False
     try:
@@ -452,7 +519,7 @@ class TrustStore:
 
     def pin_for(self, aor: str) -> Pin | None:
         """The pin of `aor` (URI or name-addr, compared by `uri_equal`), or None."""
-        return next((p for p in self._pins if uri_equal(p.aor, aor)), None)
+        return next((p for p in self._pins if _same_uri(p.aor, aor)), None)
 
     def pinned(self, aor: str) -> x509.Certificate | None:
         """The certificate pinned for `aor`, or None."""
@@ -467,7 +534,7 @@ class TrustStore:
         """The decision by which the user distrusted `certificate` for `aor`, or None."""
         sha = certificate_sha256(certificate)
         return next(
-            (d for d in self._distrusted if d.sha256 == sha and uri_equal(d.aor, aor)), None
+            (d for d in self._distrusted if d.sha256 == sha and _same_uri(d.aor, aor)), None
         )
 
     def learn(self, aor: str, certificate: x509.Certificate, *, now: datetime) -> None:
@@ -691,7 +758,7 @@ class TrustStore:
             sender_match = None
             sender_check = Check("sender", Outcome.UNKNOWN, "no sender to compare")
         else:
-            matched = next((u for u in uris if uri_equal(sender, u)), None)
+            matched = next((u for u in uris if _same_uri(sender, u)), None)
             sender_match = matched is not None
             sender_words = _sender_words(sender)
             if matched is not None:
@@ -862,6 +929,7 @@ class TrustStore:
 # -- evaluate helpers ----------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=_FACTS_CACHE)
 def _parse_or_keep(text: str) -> str:
     """The canonical AoR of `text` when it parses; `text` itself otherwise (for words)."""
     try:
@@ -878,6 +946,7 @@ def _load_pem_certificate(text: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(text.encode("ascii"))
 
 
+@per_certificate
 def _self_signed(certificate: x509.Certificate) -> bool:
     """Issuer name = subject name and the certificate's own key verifies its signature."""
     return certificate.issuer == certificate.subject and _directly_issued_by(

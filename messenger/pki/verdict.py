@@ -6,13 +6,16 @@ These are the words of ../shared/spec/trust-model.md. The trust store produces a
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 
@@ -103,16 +106,60 @@ def _key_type(key: Any) -> str:
     return type(key).__name__
 
 
+#: Certificates are immutable, so the facts derived from one are computed once per
+#: certificate object (a busy conversation sees the same few, parsed once).
+_FACTS_CACHE = 1024
+
+_T = TypeVar("_T")
+
+
+def per_certificate(fn: Callable[..., _T]) -> Callable[..., _T]:
+    """Remember `fn(certificate, *args)` per certificate object and arguments.
+
+    Keyed by the object's identity, not its hash (hashing a certificate hashes its whole
+    DER encoding); each entry holds the certificate, so an id cannot be reused while its
+    entry lives. Bounded: the oldest entries go first.
+    """
+    cache: dict[tuple[Any, ...], tuple[x509.Certificate, _T]] = {}
+
+    @functools.wraps(fn)
+    def wrapper(certificate: x509.Certificate, *args: Any) -> _T:
+        key = (id(certificate), *args)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is certificate:
+            return hit[1]
+        value = fn(certificate, *args)
+        if len(cache) >= _FACTS_CACHE:
+            try:
+                del cache[next(iter(cache))]
+            except (KeyError, RuntimeError, StopIteration):  # a concurrent caller won
+                pass
+        cache[key] = (certificate, value)
+        return value
+
+    wrapper.cache_clear = cache.clear  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _certificate_key_type(certificate: x509.Certificate) -> str:
+    try:
+        return _key_type(certificate.public_key())
+    except (UnsupportedAlgorithm, ValueError) as exc:
+        return f"unsupported key ({exc})"
+
+
+@per_certificate
 def certificate_sha256(certificate: x509.Certificate) -> str:
     """The SHA-256 fingerprint of the DER certificate, lowercase hex without separators."""
     return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
+@per_certificate
 def certificate_uris(certificate: x509.Certificate) -> tuple[str, ...]:
     """The uniformResourceIdentifier SubjectAltNames (the SIP identities, RFC 8591 4.4)."""
     try:
         san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, ValueError):  # absent, or extensions that do not parse
         return ()
     return tuple(san.value.get_values_for_type(x509.UniformResourceIdentifier))
 
@@ -135,9 +182,19 @@ class CertificateSummary:
 
     @classmethod
     def of(cls, certificate: x509.Certificate) -> CertificateSummary:
+        if cls is CertificateSummary:
+            return _summary(certificate)
+        return cls._build(certificate)
+
+    @classmethod
+    def _build(cls, certificate: x509.Certificate) -> CertificateSummary:
         usages: list[str] = []
         try:
-            ku = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+            extensions = certificate.extensions
+        except ValueError:  # extensions that do not parse: nothing to list
+            extensions = x509.Extensions([])
+        try:
+            ku = extensions.get_extension_for_class(x509.KeyUsage).value
             for name in (
                 "digital_signature",
                 "content_commitment",
@@ -153,7 +210,7 @@ class CertificateSummary:
             pass
         ekus: list[str] = []
         try:
-            eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            eku = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
             ekus = [oid._name if oid._name != "Unknown OID" else oid.dotted_string for oid in eku]
         except x509.ExtensionNotFound:
             pass
@@ -165,7 +222,7 @@ class CertificateSummary:
             not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
             sha256=certificate_sha256(certificate),
-            key_type=_key_type(certificate.public_key()),
+            key_type=_certificate_key_type(certificate),
             key_usage=tuple(usages),
             extended_key_usage=tuple(ekus),
             self_signed=certificate.subject == certificate.issuer,
@@ -185,6 +242,11 @@ class CertificateSummary:
             "extended_key_usage": list(self.extended_key_usage),
             "self_signed": self.self_signed,
         }
+
+
+@per_certificate
+def _summary(certificate: x509.Certificate) -> CertificateSummary:
+    return CertificateSummary._build(certificate)
 
 
 @dataclass(frozen=True)

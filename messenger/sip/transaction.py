@@ -1,6 +1,6 @@
 """Non-INVITE SIP transactions (RFC 3261 sections 17.1.2 and 17.2.2) with timers E, F, J
 and K, transaction matching (sections 17.1.3 and 17.2.3) and the `TransactionLayer` that
-owns many transactions.
+owns many transactions (the INVITE ones of `messenger.sip.invite` too).
 
 Sans-IO, in the shape of aioquic: a transaction is created with its request, the transport
 reliability and ``now``; it is fed responses, requests and timer ticks with ``now``; it is
@@ -12,8 +12,11 @@ transports (J, K) terminate the transaction at once.
 from __future__ import annotations
 
 import enum
+import heapq
+import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import SipError, SipParseError, SipTransactionError
 from .events import (
@@ -28,6 +31,9 @@ from .events import (
 )
 from .ids import BRANCH_MAGIC_COOKIE, new_branch
 from .message import SipRequest, SipResponse, best_effort_response_400, parse_message
+
+if TYPE_CHECKING:
+    from .invite import InviteClientTransaction, InviteServerTransaction
 
 __all__ = [
     "ClientTransaction",
@@ -308,8 +314,21 @@ class Outgoing:
 
 @dataclass
 class _Entry:
-    transaction: ClientTransaction | ServerTransaction
+    transaction: (
+        ClientTransaction | ServerTransaction | InviteClientTransaction | InviteServerTransaction
+    )
     remote: object
+
+
+def _ack_index(
+    request: SipRequest, to_tag: str | None
+) -> tuple[str, int, str | None, str | None] | None:
+    """What ties an ACK for a 2xx (new branch) to its INVITE: Call-ID, CSeq number, From
+    tag and To tag (section 13.3.1.4 matches the ACK by dialog)."""
+    try:
+        return (request.call_id, request.cseq.seq, request.from_address.tag, to_tag)
+    except SipError:
+        return None
 
 
 @dataclass
@@ -318,16 +337,47 @@ class TransactionLayer:
 
     Requests that match no server transaction start one (except ACK, which has none) and
     come out as `RequestReceived`; responses that match no client transaction come out as
-    `UnmatchedResponse`. Terminated transactions are dropped. INVITE transactions are not
-    implemented: an incoming INVITE is reported with ``key=None``, to be answered with
-    `send_stateless`.
+    `UnmatchedResponse`. Terminated transactions are dropped.
+
+    An INVITE given to `send_request` gets an `InviteClientTransaction`; `cancel` sends
+    the CANCEL of a pending one (section 9.1). Incoming INVITEs get an
+    `InviteServerTransaction` when ``serve_invites`` is set: the layer answers 100 Trying,
+    retransmits final responses, hands the ACK of a 2xx to the TU (`RequestReceived` with
+    ``key=None``, matched to its INVITE by dialog identifiers to stop the 2xx
+    retransmissions), and answers a CANCEL itself: 200 to the CANCEL, 487 to the INVITE,
+    and `InviteCancelled` for the TU (481 to a CANCEL that matches nothing). Without
+    ``serve_invites`` (an agent that takes no sessions) an incoming INVITE is reported with
+    ``key=None``, to be answered with `send_stateless` (for example 501).
+
+    Example::
+
+        layer = TransactionLayer(serve_invites=True)
+        key = layer.send_request(invite, remote=peer, reliable=False, now=now)
+        layer.cancel(key, now)               # the user gave up before an answer
+        layer.receive_data(datagram, remote=peer, reliable=False, now=now)
+        for out in layer.messages_to_send(): transport.send(out.data, out.remote)
+        for event in layer.events(): ...     # ResponseReceived, RequestReceived, ...
+        wake_at = layer.next_timer()         # then layer.handle_timer(now)
     """
 
     timers: TimerConfig = field(default_factory=TimerConfig)
+    serve_invites: bool = False
     _clients: dict[TransactionKey, _Entry] = field(default_factory=dict, init=False)
     _servers: dict[TransactionKey, _Entry] = field(default_factory=dict, init=False)
     _outbox: list[Outgoing] = field(default_factory=list, init=False)
     _events: list[SipEvent] = field(default_factory=list, init=False)
+    _acks: dict[tuple[str, int, str | None, str | None], TransactionKey] = field(
+        default_factory=dict, init=False
+    )
+    #: (deadline, tie-breaker, is-server, key) of every transaction with a timer armed,
+    #: so that the earliest deadline and the due timers are found without walking every
+    #: live transaction (thousands under load: Timer J keeps each one for 32 s). Entries
+    #: go stale when a transaction terminates or its deadline moves; they are checked
+    #: against the transaction when they reach the top.
+    _timer_heap: list[tuple[float, int, bool, TransactionKey]] = field(
+        default_factory=list, init=False
+    )
+    _timer_seq: itertools.count = field(default_factory=itertools.count, init=False)
 
     # -- outgoing --
 
@@ -335,8 +385,15 @@ class TransactionLayer:
         self, request: SipRequest, *, remote: object, reliable: bool, now: float
     ) -> TransactionKey:
         """Start a client transaction for ``request`` (its top Via needs a fresh branch,
-        see `new_branch`); returns its key."""
-        tx = ClientTransaction(request, reliable=reliable, now=now, timers=self.timers)
+        see `new_branch`); returns its key. An INVITE gets an INVITE transaction; an ACK
+        has none (send it with `send_stateless`)."""
+        tx: ClientTransaction | InviteClientTransaction
+        if request.method == "INVITE":
+            from .invite import InviteClientTransaction
+
+            tx = InviteClientTransaction(request, reliable=reliable, now=now, timers=self.timers)
+        else:
+            tx = ClientTransaction(request, reliable=reliable, now=now, timers=self.timers)
         if tx.key in self._clients:
             raise SipTransactionError(f"a client transaction {tx.key} already exists")
         entry = _Entry(tx, remote)
@@ -349,9 +406,45 @@ class TransactionLayer:
         entry = self._servers.get(key)
         if entry is None:
             raise SipTransactionError(f"no server transaction {key}")
-        assert isinstance(entry.transaction, ServerTransaction)
-        entry.transaction.send_response(response, now)
+        tx = entry.transaction
+        assert not isinstance(tx, ClientTransaction) and hasattr(tx, "send_response")
+        tx.send_response(response, now)
+        if tx.key.method == "INVITE" and 200 <= response.status < 300:
+            try:
+                to_tag = response.to_address.tag
+            except SipError:
+                to_tag = None
+            index = _ack_index(tx.request, to_tag)
+            if index is not None:
+                self._acks[index] = tx.key
         self._collect(self._servers, entry)
+
+    def cancel(self, key: TransactionKey, now: float) -> TransactionKey | None:
+        """Cancel the pending INVITE of client transaction ``key`` (section 9.1).
+
+        The CANCEL goes out in its own client transaction at once when a provisional
+        response has arrived, or as soon as one arrives. Returns the key the CANCEL
+        transaction has (or will have), or None when there is nothing to cancel (no such
+        INVITE, or its final response already came).
+        """
+        from .invite import InviteClientTransaction, InviteState
+
+        entry = self._clients.get(key)
+        if entry is None or not isinstance(entry.transaction, InviteClientTransaction):
+            return None
+        tx = entry.transaction
+        if tx.state not in (InviteState.CALLING, InviteState.PROCEEDING):
+            return None
+        cancel = tx.request_cancel(now)
+        self._collect(self._clients, entry)
+        if cancel is not None:
+            self._send_cancel(cancel, entry, now)
+        return TransactionKey(key.branch, "CANCEL")
+
+    def _send_cancel(self, cancel: SipRequest, entry: _Entry, now: float) -> None:
+        if TransactionKey(entry.transaction.key.branch, "CANCEL") in self._clients:
+            return
+        self.send_request(cancel, remote=entry.remote, reliable=entry.transaction.reliable, now=now)
 
     def send_stateless(self, message: SipRequest | SipResponse | bytes, remote: object) -> None:
         """Queue a message outside any transaction (for example a 400 or a 501)."""
@@ -393,9 +486,14 @@ class TransactionLayer:
         if entry is None:
             self._events.append(UnmatchedResponse(response, remote))
             return
-        assert isinstance(entry.transaction, ClientTransaction)
-        entry.transaction.receive_response(response, now)
+        tx = entry.transaction
+        assert not isinstance(tx, ServerTransaction) and hasattr(tx, "receive_response")
+        tx.receive_response(response, now)
         self._collect(self._clients, entry)
+        take_cancel = getattr(tx, "take_cancel", None)
+        cancel = take_cancel() if take_cancel is not None else None
+        if cancel is not None:
+            self._send_cancel(cancel, entry, now)
 
     def _receive_request(
         self, request: SipRequest, remote: object, reliable: bool, now: float
@@ -407,37 +505,104 @@ class TransactionLayer:
             return
         entry = self._servers.get(key)
         if entry is not None:
-            assert isinstance(entry.transaction, ServerTransaction)
-            entry.transaction.receive_request(request, now)
+            tx = entry.transaction
+            assert not isinstance(tx, ClientTransaction) and hasattr(tx, "receive_request")
+            passed = tx.receive_request(request, now)
             self._collect(self._servers, entry)
+            if passed:
+                self._events.append(RequestReceived(None, request, remote))
             return
-        if request.method in ("ACK", "INVITE"):
+        if request.method == "ACK":
+            self._receive_ack_of_2xx(request, remote, now)
+            return
+        if request.method == "INVITE" and self.serve_invites:
+            from .invite import InviteServerTransaction
+
+            invite_tx = InviteServerTransaction(
+                request, reliable=reliable, now=now, timers=self.timers
+            )
+            invite_entry = _Entry(invite_tx, remote)
+            self._servers[key] = invite_entry
+            self._collect(self._servers, invite_entry)
+            self._events.append(RequestReceived(key, request, remote))
+            return
+        if request.method == "INVITE":
             self._events.append(RequestReceived(None, request, remote))
             return
         tx = ServerTransaction(request, reliable=reliable, now=now, timers=self.timers)
         self._servers[key] = _Entry(tx, remote)
+        if request.method == "CANCEL" and self.serve_invites:
+            self._receive_cancel(key, request, remote, now)
+            return
         self._events.append(RequestReceived(key, request, remote))
+
+    def _receive_ack_of_2xx(self, ack: SipRequest, remote: object, now: float) -> None:
+        try:
+            to_tag = ack.to_address.tag
+        except SipError:
+            to_tag = None
+        index = _ack_index(ack, to_tag)
+        invite_key = self._acks.get(index) if index is not None else None
+        entry = self._servers.get(invite_key) if invite_key is not None else None
+        if entry is not None:
+            passed = entry.transaction.receive_request(ack, now)
+            self._collect(self._servers, entry)
+            if not passed:
+                return
+        self._events.append(RequestReceived(None, ack, remote))
+
+    def _receive_cancel(
+        self, key: TransactionKey, cancel: SipRequest, remote: object, now: float
+    ) -> None:
+        """Section 9.2: 200 to a CANCEL that matches an INVITE (and 487 to that INVITE
+        while it is pending), 481 otherwise."""
+        from .invite import InviteCancelled, InviteServerTransaction
+
+        invite_key = TransactionKey(key.branch, "INVITE", key.sent_by)
+        invite_entry = self._servers.get(invite_key)
+        invite_tx = invite_entry.transaction if invite_entry is not None else None
+        if not isinstance(invite_tx, InviteServerTransaction) or invite_entry is None:
+            self.send_response(key, cancel.make_response(481), now)
+            return
+        self.send_response(key, cancel.make_response(200, to_tag=invite_tx.local_tag()), now)
+        if invite_tx.cancel(now):
+            self._collect(self._servers, invite_entry)
+            self._events.append(InviteCancelled(invite_key, cancel, remote))
 
     # -- timers and transport errors --
 
     def next_timer(self) -> float | None:
         """The earliest absolute time any transaction needs `handle_timer`, or None."""
-        deadlines = [
-            t
-            for table in (self._clients, self._servers)
-            for entry in table.values()
-            if (t := entry.transaction.next_timer()) is not None
-        ]
-        return min(deadlines, default=None)
+        heap = self._timer_heap
+        while heap:
+            deadline, _, server, key = heap[0]
+            entry = (self._servers if server else self._clients).get(key)
+            current = None if entry is None else entry.transaction.next_timer()
+            if current == deadline:
+                return deadline
+            heapq.heappop(heap)  # stale
+            if current is not None:
+                heapq.heappush(heap, (current, next(self._timer_seq), server, key))
+        return None
 
     def handle_timer(self, now: float) -> None:
-        """Fire every timer due at ``now``."""
-        for table in (self._clients, self._servers):
-            for entry in list(table.values()):
-                deadline = entry.transaction.next_timer()
-                if deadline is not None and deadline <= now:
-                    entry.transaction.handle_timer(now)
-                    self._collect(table, entry)
+        """Fire every timer due at ``now`` (each transaction once)."""
+        heap = self._timer_heap
+        due: dict[tuple[bool, TransactionKey], None] = {}
+        while heap and heap[0][0] <= now:
+            _, _, server, key = heapq.heappop(heap)
+            due[(server, key)] = None
+        for server, key in due:
+            table = self._servers if server else self._clients
+            entry = table.get(key)
+            if entry is None:
+                continue
+            deadline = entry.transaction.next_timer()
+            if deadline is not None and deadline <= now:
+                entry.transaction.handle_timer(now)
+                self._collect(table, entry)
+            elif deadline is not None:  # moved later: keep it queued
+                heapq.heappush(heap, (deadline, next(self._timer_seq), server, key))
 
     def handle_transport_error(self, key: TransactionKey, now: float) -> None:
         """The transport failed to send for transaction ``key``."""
@@ -459,7 +624,15 @@ class TransactionLayer:
         out, self._events = self._events, []
         return out
 
-    def transaction(self, key: TransactionKey) -> ClientTransaction | ServerTransaction | None:
+    def transaction(
+        self, key: TransactionKey
+    ) -> (
+        ClientTransaction
+        | ServerTransaction
+        | InviteClientTransaction
+        | InviteServerTransaction
+        | None
+    ):
         """The live transaction with ``key`` (client ones first), or None."""
         entry = self._clients.get(key) or self._servers.get(key)
         return None if entry is None else entry.transaction
@@ -471,5 +644,12 @@ class TransactionLayer:
         tx = entry.transaction
         self._outbox.extend(Outgoing(data, entry.remote) for data in tx.messages_to_send())
         self._events.extend(tx.events())
+        if not tx.terminated:
+            deadline = tx.next_timer()
+            if deadline is not None:
+                server = table is self._servers
+                heapq.heappush(self._timer_heap, (deadline, next(self._timer_seq), server, tx.key))
         if tx.terminated:
             table.pop(tx.key, None)
+            if tx.key.method == "INVITE" and self._acks and table is self._servers:
+                self._acks = {k: v for k, v in self._acks.items() if v != tx.key}

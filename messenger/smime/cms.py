@@ -86,6 +86,7 @@ __all__ = [
     "SignerResult",
     "certs_only",
     "content_type_of",
+    "data_content",
     "decrypt",
     "describe_recipients",
     "encrypt",
@@ -320,6 +321,21 @@ def content_type_of(data_or_ci: bytes | asn1_cms.ContentInfo) -> str:
         raise MalformedError("not a CMS ContentInfo (no SEQUENCE)")
     os_, oe, _ = expect(data, s, e, OID, "ContentInfo contentType")
     return _type_name(data[os_:oe])
+
+
+@_boundary
+def data_content(data: bytes) -> bytes:
+    """The octets of a ContentInfo of type id-data (BER chunked octets joined)."""
+    data = _as_bytes(data, DEFAULT_POLICY)
+    ctype, s, e = _outer(data)
+    if ctype != _OID_DATA:
+        raise UnsupportedError(f"expected data, got {_type_name(ctype)}")
+    if s == e == 0:
+        return b""
+    inner = children(data, s, e)
+    if len(inner) != 1 or inner[0][0] not in (OCTET_STRING, OCTET_STRING_C):
+        raise MalformedError("malformed id-data content")
+    return asn1.octets(data, *inner[0][:3])
 
 
 # --------------------------------------------------------------------------- signing

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import quopri
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +33,12 @@ class ContentType:
 
     @classmethod
     def parse(cls, value: str) -> ContentType:
+        if cls is ContentType:
+            return _parse_content_type(value)  # the same few values arrive again and again
+        return cls._parse(value)
+
+    @classmethod
+    def _parse(cls, value: str) -> ContentType:
         parts = _split_params(value)
         mime_type = parts[0].strip().lower()
         if mime_type.count("/") != 1 or not all(mime_type.split("/")):
@@ -57,8 +65,15 @@ class ContentType:
         return out
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_content_type(value: str) -> ContentType:
+    return ContentType._parse(value)
+
+
 def _split_params(value: str) -> list[str]:
     """Split on semicolons that are outside quoted strings."""
+    if '"' not in value:
+        return value.split(";")
     parts: list[str] = []
     current: list[str] = []
     quoted = False
@@ -95,11 +110,12 @@ def _unquote(raw: str) -> str:
     return raw
 
 
-_TOKEN_SPECIALS = set('()<>@,;:\\"/[]?= \t')
+#: An RFC 2045 token: printable US-ASCII without tspecials (which would need quoting).
+_TOKEN = re.compile(r"[!#$%&\'*+\-.0-9A-Z^_`a-z{|}~]+")
 
 
 def _quote(value: str) -> str:
-    if value and not any(c in _TOKEN_SPECIALS or ord(c) < 33 or ord(c) > 126 for c in value):
+    if _TOKEN.fullmatch(value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -135,10 +151,17 @@ class MimeEntity:
 
     # -- access ------------------------------------------------------------------------
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((v for n, v in self.headers if n.lower() == name), None)
+        return self._first_values.get(name.lower())
 
-    @property
+    @functools.cached_property
+    def _first_values(self) -> dict[str, str]:
+        """Lowercase header name -> the value of its first occurrence."""
+        first: dict[str, str] = {}
+        for n, v in self.headers:
+            first.setdefault(n.lower(), v)
+        return first
+
+    @functools.cached_property
     def content_type(self) -> ContentType:
         value = self.header("Content-Type")
         if value is None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from messenger.pki.identity import Identity
 from messenger.pki.trust import TrustStore
@@ -45,6 +45,7 @@ from messenger.smime.mime import (
     split_multipart,
 )
 from messenger.smime.policy import DEFAULT_POLICY, Policy
+from messenger.smime.recipients import facts
 from messenger.smime.report import Algorithm, Confidentiality, SecurityReport
 
 PKCS7_MIME = "application/pkcs7-mime"
@@ -215,6 +216,8 @@ class _Walk:
     signers: list[tuple[cms.SignerResult, bool]] = field(default_factory=list)
     outside: list[MimeEntity] = field(default_factory=list)
     failure: str = ""
+    #: An envelope refused because the policy rejects one of its algorithms.
+    weak_envelope: bool = False
 
 
 def unprotect(
@@ -259,10 +262,11 @@ def _peel(
         return _peel_multipart_signed(entity, walk, keys, extra, policy, depth)
     if ctype.mime_type.startswith("multipart/"):
         parts = [MimeEntity.parse(p) for p in split_multipart(entity)]
-        protected = [p for p in parts if _is_protected(p)]
+        protected = [p for p in parts if _is_protected(p, depth + 1)]
         if not protected:
             return entity
-        # The protected part may sit anywhere (RFC 8591 9.1); its siblings are not protected.
+        # The protected part may sit anywhere in the tree (RFC 8591 9.1); its siblings are
+        # not protected.
         walk.outside.extend(p for p in parts if p is not protected[0])
         return _peel(protected[0], walk, keys, extra, policy, depth + 1)
     return entity
@@ -276,48 +280,64 @@ def _is_p7m_octets(entity: MimeEntity, ctype: ContentType) -> bool:
     return name.lower().endswith(".p7m") or ".p7m" in disposition.lower()
 
 
-def _is_protected(entity: MimeEntity) -> bool:
+def _is_protected(entity: MimeEntity, depth: int = 0) -> bool:
+    """Is `entity` an S/MIME part, or a multipart with one somewhere below it?"""
     try:
         ctype = entity.content_type
+        if (
+            ctype.mime_type in _PKCS7_MIME_TYPES
+            or ctype.mime_type == "multipart/signed"
+            or _is_p7m_octets(entity, ctype)
+        ):
+            return True
+        if not ctype.mime_type.startswith("multipart/") or depth >= MAX_DEPTH:
+            return False
+        return any(_is_protected(MimeEntity.parse(p), depth + 1) for p in split_multipart(entity))
     except MalformedError:
         return False
-    return (
-        ctype.mime_type in _PKCS7_MIME_TYPES
-        or ctype.mime_type == "multipart/signed"
-        or _is_p7m_octets(entity, ctype)
-    )
 
 
 def _peel_cms(
     der: bytes, walk: _Walk, keys: list, extra: list[x509.Certificate], policy: Policy, depth: int
 ) -> MimeEntity | None:
-    ci = cms.parse_content_info(der, policy)
-    kind = cms.content_type_of(ci)  # the CMS OID decides, never the smime-type label
+    if len(der) > policy.max_input:
+        raise MalformedError(
+            f"CMS input of {len(der)} bytes is over the limit of {policy.max_input} bytes"
+        )
+    # The CMS OID decides, never the smime-type label. Only the outer header is read here;
+    # verify_signed and decrypt validate everything they use from the same bytes.
+    kind = cms.content_type_of(der)
     if kind in ("enveloped_data", "authenticated_enveloped_data"):
         walk.layers.append(LAYER_NAME[kind])
         walk.encrypted_seen = True
-        walk.recipients = cms.describe_recipients(ci)
         try:
-            result = cms.decrypt(ci, keys, policy=policy)
+            result = cms.decrypt(der, keys, policy=policy)
         except NoRecipientKeyError as exc:
+            walk.recipients = cms.describe_recipients(der)
             walk.confidentiality = Confidentiality.UNDECIPHERABLE
             walk.failure = str(exc)
             return None
         except TamperedError as exc:
+            walk.recipients = cms.describe_recipients(der)
             walk.confidentiality = Confidentiality.TAMPERED
             walk.failure = str(exc)
             return None
         except WeakAlgorithmError as exc:
+            walk.recipients = cms.describe_recipients(der)
             walk.confidentiality = Confidentiality.UNDECIPHERABLE
+            walk.weak_envelope = True
             walk.failure = f"refused by the algorithm policy: {exc}"
             return None
+        walk.recipients = result.recipients
         walk.algorithms.extend(result.algorithms)
         walk.confidentiality = (
             Confidentiality.ENCRYPTED if result.authenticated else Confidentiality.ENCRYPTED_LEGACY
         )
-        return _peel_content(result.content, result.econtent_type, walk, keys, extra, policy, depth)
+        box, ect = [result.content], result.econtent_type
+        del result  # the content now lives in `box` only: freed once parsed (large messages)
+        return _peel_content(box, ect, walk, keys, extra, policy, depth)
     if kind == "signed_data":
-        result = cms.verify_signed(ci, extra_certificates=extra, policy=policy)
+        result = cms.verify_signed(der, extra_certificates=extra, policy=policy)
         walk.certificates.extend(result.certificates)
         if result.certs_only:
             walk.layers.append("certs-only")
@@ -328,16 +348,16 @@ def _peel_cms(
             walk.algorithms.extend(signer.algorithms)
         if not result.signers:
             walk.failure = "signed-data without a signer"
-        return _peel_content(result.content, result.econtent_type, walk, keys, extra, policy, depth)
+        box, ect = [result.content], result.econtent_type
+        del result  # the content now lives in `box` only: freed once parsed (large messages)
+        return _peel_content(box, ect, walk, keys, extra, policy, depth)
     if kind == "data":
-        return _peel_content(
-            bytes(ci["content"].native or b""), "data", walk, keys, extra, policy, depth
-        )
+        return _peel_content([cms.data_content(der)], "data", walk, keys, extra, policy, depth)
     raise UnsupportedError(f"CMS content type {kind} is not an S/MIME layer we read")
 
 
 def _peel_content(
-    content: bytes,
+    box: list[bytes],
     econtent_type: str,
     walk: _Walk,
     keys: list,
@@ -345,6 +365,9 @@ def _peel_content(
     policy: Policy,
     depth: int,
 ) -> MimeEntity | None:
+    """Read the content of a layer, handed over in `box` so that no caller frame keeps it
+    alive once it is parsed: peak memory stays near three times a large message."""
+    content = box.pop()
     if econtent_type not in ("data", "1.2.840.113549.1.7.1"):
         # A bare CMS structure inside (some senders skip the MIME wrapper between layers).
         return _peel_cms(content, walk, keys, extra, policy, depth + 1)
@@ -358,6 +381,7 @@ def _peel_content(
             except MalformedError:
                 pass
         return MimeEntity.build("application/octet-stream", content)
+    del content
     return _peel(inner, walk, keys, extra, policy, depth + 1)
 
 
@@ -380,11 +404,11 @@ def _peel_multipart_signed(
             "not application/pkcs7-signature"
         )
     walk.layers.append("multipart/signed")
-    ci = cms.parse_content_info(signature.decoded_body(), policy)
-    if cms.content_type_of(ci) != "signed_data":
+    der = signature.decoded_body()
+    if cms.content_type_of(der) != "signed_data":
         raise MalformedError("multipart/signed signature is not CMS SignedData")
     result = cms.verify_signed(
-        ci, detached_content=signed_bytes, extra_certificates=extra, policy=policy
+        der, detached_content=signed_bytes, extra_certificates=extra, policy=policy
     )
     walk.certificates.extend(result.certificates)
     for signer in result.signers:
@@ -403,17 +427,26 @@ def _report(
     at: datetime,
     policy: Policy,
 ) -> SecurityReport:
-    ders = tuple(dict.fromkeys(c.public_bytes(Encoding.DER) for c in walk.certificates))
-    base = SecurityReport(
-        confidentiality=walk.confidentiality,
-        authenticity=Authenticity.UNSIGNED,
-        layers=tuple(walk.layers),
-        algorithms=tuple(dict.fromkeys(walk.algorithms)),
-        sender=sender,
-        content_type=inner.content_type.mime_type if inner is not None else None,
-        recipients=walk.recipients,
-        certificates=ders,
-    )
+    fields: dict[str, Any] = {
+        "confidentiality": walk.confidentiality,
+        "authenticity": Authenticity.UNSIGNED,
+        "layers": tuple(walk.layers),
+        "algorithms": tuple(dict.fromkeys(walk.algorithms)),
+        "sender": sender,
+        "content_type": inner.content_type.mime_type if inner is not None else None,
+        "recipients": walk.recipients,
+        "certificates": tuple(dict.fromkeys(facts(c).der for c in walk.certificates)),
+    }
+    if walk.weak_envelope:
+        # 3DES, RC2, the SHA-1 ECDH KDF...: nothing of it is shown, and it is said why.
+        return SecurityReport(
+            **{**fields, "authenticity": Authenticity.WEAK_ALGORITHM},
+            reason=(
+                "Encrypted with an algorithm the policy rejects as weak: it is not opened "
+                f"({walk.failure})."
+            ),
+            checks=(Check("algorithm", Outcome.FAIL, walk.failure),),
+        )
     if inner is None and walk.confidentiality in (
         Confidentiality.UNDECIPHERABLE,
         Confidentiality.TAMPERED,
@@ -427,7 +460,7 @@ def _report(
                 "in transit and nothing of it is shown."
             ),
         }[walk.confidentiality]
-        return replace(base, reason=f"{reason} ({walk.failure})")
+        return SecurityReport(**fields, reason=f"{reason} ({walk.failure})")
     if not walk.signers:
         words = "No signature: nothing shows who wrote this message."
         if walk.failure:
@@ -437,18 +470,17 @@ def _report(
                 "Encrypted to you but not signed: anyone who has your certificate "
                 "could have written it."
             )
-        return replace(
-            base,
+        return SecurityReport(
+            **fields,
             reason=words,
             checks=(Check("signature", Outcome.FAIL, "the message carries no signature"),),
         )
     # The first invalid signature decides; otherwise the first signer is the author.
     bad = next((s for s in walk.signers if not s[0].valid), None)
     signer, inside = bad or walk.signers[0]
-    summary = CertificateSummary.of(signer.certificate) if signer.certificate else None
-    base = replace(
-        base, signer=summary, signing_time=signer.signing_time, signature_inside_encryption=inside
-    )
+    fields["signer"] = CertificateSummary.of(signer.certificate) if signer.certificate else None
+    fields["signing_time"] = signer.signing_time
+    fields["signature_inside_encryption"] = inside
     if not signer.valid:
         state = Authenticity.WEAK_ALGORITHM if signer.weak else Authenticity.BAD_SIGNATURE
         words = (
@@ -456,9 +488,9 @@ def _report(
             if signer.weak
             else "The signature does not hold: the content may have been altered"
         )
-        return replace(
-            base,
-            authenticity=state,
+        fields["authenticity"] = state
+        return SecurityReport(
+            **fields,
             reason=f"{words} ({signer.reason}).",
             checks=(Check("signature", Outcome.FAIL, signer.reason),),
         )
@@ -472,14 +504,13 @@ def _report(
         signing_time=signer.signing_time,
         min_rsa_bits=policy.min_rsa_bits,
     )
-    checks = (Check("signature", Outcome.PASS, signer.reason), *verdict.checks)
-    return replace(
-        base,
-        authenticity=verdict.authenticity,
+    fields["authenticity"] = verdict.authenticity
+    return SecurityReport(
+        **fields,
         sender_match=verdict.sender_match,
         chain=verdict.chain,
         revocation=verdict.revocation,
-        checks=checks,
+        checks=(Check("signature", Outcome.PASS, signer.reason), *verdict.checks),
         reason=verdict.reason,
     )
 

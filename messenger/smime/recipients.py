@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import serialization as _serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, x25519
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
@@ -193,8 +193,17 @@ def facts_from_der(der: bytes) -> CertFacts:
     """Parse a DER certificate (cached by its bytes); ValueError if it is not one."""
     f = _BY_DER.get(der)
     if f is None:
-        f = CertFacts(x509.load_der_x509_certificate(der), der)
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            # names are parsed lazily; an unknown string type raises KeyError later
+            cert.subject, cert.issuer  # noqa: B018
+        except x509.InvalidVersion as exc:
+            raise ValueError(str(exc)) from None
+        except KeyError as exc:
+            raise ValueError(f"a name in the certificate has an unknown type ({exc})") from None
+        f = CertFacts(cert, der)
         _remember(_BY_DER, der, f)
+        _remember(_BY_ID, id(f.cert), f)
     return f
 
 
@@ -302,9 +311,15 @@ def build_recipient_info(
         encrypted = pub.encrypt(cek, pad)
         return seq(b"\x02\x01\x00", rid, alg, octet_string(encrypted))
     kind = type(pub).__name__.removesuffix("PublicKey").removeprefix("_")
+    hint = ""
+    if isinstance(pub, ed25519.Ed25519PublicKey):
+        hint = (
+            "; an Ed25519 identity is encrypted to with its separate X25519 certificate "
+            "(enc-cert.pem in its folder)"
+        )
     raise ProtectError(
         f"cannot encrypt to {certificate.subject.rfc4514_string()}: its {kind} key is not "
-        "an encryption key (need EC P-256, X25519 or RSA)"
+        f"an encryption key (need EC P-256, X25519 or RSA){hint}"
     )
 
 

@@ -554,9 +554,11 @@ class Kamailio:
 
     Routing (see kamailio/proxy.cfg.tmpl): REGISTER -> [digest auth, 401] -> save("location");
     MESSAGE -> [proxy auth, 407] -> lookup("location") -> t_relay(), 404 when the AoR has no
-    contact; OPTIONS to the proxy itself -> 200 (the readiness probe); anything else 405.
-    No Record-Route. A contact registered with ``;transport=tcp`` is reached over TCP,
-    whatever transport the MESSAGE came in on, and a UDP contact over UDP.
+    contact; INVITE the same way, with Record-Route, and the requests of its dialog (ACK,
+    BYE) along the recorded route; OPTIONS to the proxy itself -> 200 (the readiness
+    probe); anything else 405. MESSAGE gets no Record-Route. A contact registered with
+    ``;transport=tcp`` is reached over TCP, whatever transport the MESSAGE came in on, and a
+    UDP contact over UDP.
 
     Registrations are kept in memory for the life of the process: give each test module
     its own instance (the conftest fixtures are module-scoped) or unregister (Expires 0).

@@ -9,10 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asn1crypto import cms as asn1_cms
+from asn1crypto import core as asn1_core
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from messenger.pki.identity import Identity
+from messenger.pki.verdict import Authenticity
 from messenger.smime import cms
 from messenger.smime.errors import TamperedError, WeakAlgorithmError
+from messenger.smime.mime import MimeEntity
 from messenger.smime.policy import DEFAULT_POLICY, Policy
+from messenger.smime.protect import unprotect
+from messenger.smime.report import Confidentiality
 
 pytestmark = pytest.mark.interop
 
@@ -73,15 +82,159 @@ def test_openssl_verifies_our_signature(
     assert out == message
 
 
+#: What OpenSSL 3.0 lacks for Ed25519 in CMS (fixed in later releases): its CMS code hands
+#: the SignerInfo digest (SHA-512, as RFC 8419 section 3 requires with signed attributes) to
+#: EVP_DigestSignInit/EVP_DigestVerifyInit, and its EdDSA provider refuses every digest.
+_OPENSSL_NO_CMS_EDDSA = (
+    "cms cannot sign or verify Ed25519 SignerInfos: CMS passes the SHA-512 digest to its "
+    "EdDSA provider, which refuses any digest (eddsa_digest_signverify_init: invalid "
+    "digest); the signature is checked with `openssl pkeyutl -rawin` instead"
+)
+
+
 def test_openssl_verifies_our_ed25519_signature(
     openssl: Any, pki: Any, message: bytes, signing_time: dt.datetime
 ) -> None:
     der = cms.sign(message, key=pki.ed.key, certificate=pki.ed.cert, signing_time=signing_time)
     rc, out, err = _openssl_verify(openssl, pki, der, None)
     if rc != 0 and "invalid digest" in err:
-        pytest.skip(f"{openssl.version} cms cannot verify Ed25519 SignerInfos: {err.strip()}")
+        pytest.skip(f"{openssl.version} {_OPENSSL_NO_CMS_EDDSA}")
     assert rc == 0, err
     assert out == message
+
+
+def _signer_info(der: bytes) -> Any:
+    return asn1_cms.ContentInfo.load(der)["content"]["signer_infos"][0]
+
+
+def _attr(signer_info: Any, name: str) -> Any:
+    return next(a["values"][0] for a in signer_info["signed_attrs"] if a["type"].native == name)
+
+
+def test_openssl_pkeyutl_verifies_our_ed25519_signed_attributes(
+    openssl: Any, pki: Any, message: bytes, signing_time: dt.datetime
+) -> None:
+    """Our Ed25519 SignerInfo checked by OpenSSL piece by piece (RFC 8419): SHA-512 as the
+    digest algorithm, messageDigest = SHA-512 of the content, and a PureEdDSA signature
+    over the DER SET OF signed attributes that `openssl pkeyutl` verifies."""
+    der = cms.sign(message, key=pki.ed.key, certificate=pki.ed.cert, signing_time=signing_time)
+    printed = openssl.dump(openssl.write(der, ".der"))
+    assert "algorithm: sha512" in printed and "algorithm: ED25519" in printed, printed
+    si = _signer_info(der)
+    digest = openssl.run("dgst", "-sha512", "-binary", openssl.write(message, ".txt")).stdout
+    assert _attr(si, "message_digest").native == digest
+    signed_attrs = b"\x31" + si["signed_attrs"].dump()[1:]  # [0] IMPLICIT -> SET OF
+    pub = openssl.write(
+        pki.ed.cert.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    args = ["pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin"]
+    proc = openssl.run(
+        *args,
+        "-in",
+        openssl.write(signed_attrs),
+        "-sigfile",
+        openssl.write(si["signature"].native),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    assert b"Signature Verified Successfully" in proc.stdout
+    altered = signed_attrs.replace(digest, bytes(64))  # what a changed content would give
+    proc = openssl.run(
+        *args,
+        "-in",
+        openssl.write(altered),
+        "-sigfile",
+        openssl.write(si["signature"].native),
+        check=False,
+    )
+    assert proc.returncode != 0
+
+
+def test_openssl_signs_ed25519_cms(openssl: Any, pki: Any, message: bytes) -> None:
+    out = openssl.path(".der")
+    proc = openssl.run(
+        "cms",
+        "-sign",
+        "-binary",
+        "-nodetach",
+        "-md",
+        "sha512",
+        "-in",
+        openssl.write(message, ".txt"),
+        "-signer",
+        pki.ed.cert_path,
+        "-inkey",
+        pki.ed.key_path,
+        "-outform",
+        "DER",
+        "-out",
+        out,
+        check=False,
+    )
+    err = proc.stderr.decode(errors="replace")
+    if proc.returncode != 0 and ("invalid digest" in err or "no default digest" in err):
+        pytest.skip(f"{openssl.version} {_OPENSSL_NO_CMS_EDDSA}")
+    assert proc.returncode == 0, err
+    result = cms.verify_signed(out.read_bytes())
+    assert result.signers[0].valid and result.content == message
+
+
+def test_we_verify_ed25519_signed_attributes_signed_by_openssl(
+    openssl: Any, pki: Any, message: bytes, signing_time: dt.datetime
+) -> None:
+    """A SignedData whose Ed25519 signature OpenSSL made (`openssl pkeyutl -sign -rawin`
+    over signed attributes assembled with asn1crypto) verifies with our reader."""
+    digest = openssl.run("dgst", "-sha512", "-binary", openssl.write(message, ".txt")).stdout
+    attrs = asn1_cms.CMSAttributes(
+        [
+            {"type": "content_type", "values": ["data"]},
+            {"type": "signing_time", "values": [asn1_cms.Time({"utc_time": signing_time})]},
+            {"type": "message_digest", "values": [digest]},
+        ]
+    )
+    tbs = attrs.dump()
+    sig = openssl.run(
+        "pkeyutl", "-sign", "-inkey", pki.ed.key_path, "-rawin", "-in", openssl.write(tbs)
+    ).stdout
+    assert len(sig) == 64
+
+    def signed_data(signature: bytes) -> bytes:
+        cert = asn1_x509.Certificate.load(pki.ed.cert.public_bytes(Encoding.DER))
+        signer = asn1_cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": asn1_cms.SignerIdentifier(
+                    {
+                        "issuer_and_serial_number": {
+                            "issuer": cert.issuer,
+                            "serial_number": cert.serial_number,
+                        }
+                    }
+                ),
+                "digest_algorithm": {"algorithm": "sha512"},
+                "signed_attrs": asn1_cms.CMSAttributes.load(tbs),
+                "signature_algorithm": {"algorithm": "ed25519"},
+                "signature": signature,
+            }
+        )
+        sd = asn1_cms.SignedData(
+            {
+                "version": "v1",
+                "digest_algorithms": [{"algorithm": "sha512"}],
+                "encap_content_info": {"content_type": "data", "content": message},
+                "certificates": [cert],
+                "signer_infos": [signer],
+            }
+        )
+        return asn1_cms.ContentInfo({"content_type": "signed_data", "content": sd}).dump()
+
+    result = cms.verify_signed(signed_data(sig))
+    signer = result.signers[0]
+    assert signer.valid, signer.reason
+    assert result.content == message and signer.signing_time == signing_time
+    assert {a.name for a in signer.algorithms} >= {"Ed25519", "sha512"}
+    bad = cms.verify_signed(signed_data(sig[:-1] + bytes([sig[-1] ^ 1]))).signers[0]
+    assert not bad.valid and bad.reason == "signature does not verify"
 
 
 def test_openssl_rejects_our_tampered_signature(
@@ -253,13 +406,100 @@ def test_openssl_decrypts_ours_with_several_recipients(
         assert out == message
 
 
+#: What OpenSSL 3.0 lacks for X25519 in CMS: its KeyAgreeRecipientInfo code handles EC keys
+#: only (no RFC 8418), so `cms -decrypt` finds no recipient it can open.
+_OPENSSL_NO_CMS_X25519 = (
+    "cms has no X25519 KeyAgreeRecipientInfo (RFC 8418; its CMS key agreement handles EC "
+    "keys only); the recipient info is opened with pkeyutl -derive, kdf X963KDF and enc "
+    "-id-aes128-wrap instead"
+)
+
+
 def test_openssl_decrypts_ours_x25519(openssl: Any, pki: Any, message: bytes) -> None:
     der = cms.encrypt(message, [pki.x.cert])
     rc, out, err = _openssl_decrypt(openssl, pki.x, der)
     if rc != 0 and ("no matching recipient" in err or "not supported" in err):
-        pytest.skip(f"{openssl.version} cms has no X25519 key agreement: {err.strip()[:120]}")
+        pytest.skip(f"{openssl.version} {_OPENSSL_NO_CMS_X25519}")
     assert rc == 0, err
     assert out == message
+
+
+def _der_len(n: int) -> bytes:
+    return bytes([n]) if n < 0x80 else b"\x81" + bytes([n])
+
+
+@pytest.mark.parametrize("cipher", ["aes128-gcm", "aes128-cbc"])
+def test_openssl_primitives_open_our_x25519_recipient(
+    openssl: Any, pki: Any, message: bytes, cipher: str
+) -> None:
+    """Our X25519 KeyAgreeRecipientInfo (RFC 8418: ephemeral-static X25519, X9.63 KDF with
+    SHA-256 over ECC-CMS-SharedInfo, AES key wrap) opened step by step by OpenSSL."""
+    cek = bytes(range(16))
+    iv = bytes(range(100, 116))
+    randomness = iter([cek, iv[:12] if cipher.endswith("gcm") else iv])
+    der = cms.encrypt(message, [pki.x.cert], cipher=cipher, random_bytes=lambda n: next(randomness))
+    env = asn1_cms.ContentInfo.load(der)["content"]
+    kari = env["recipient_infos"][0].chosen
+    assert kari["key_encryption_algorithm"]["algorithm"].dotted == "1.3.132.1.11.1"
+    wrap_oid = kari["key_encryption_algorithm"]["parameters"]["algorithm"].dotted
+    assert wrap_oid == "2.16.840.1.101.3.4.1.5"  # id-aes128-wrap
+    originator = kari["originator"].chosen
+    assert originator["algorithm"]["algorithm"].dotted == "1.3.101.110"  # X25519
+    ephemeral = bytes.fromhex("302a300506032b656e032100") + originator["public_key"].native
+    z = openssl.run(
+        "pkeyutl",
+        "-derive",
+        "-inkey",
+        pki.x.key_path,
+        "-peerkey",
+        openssl.write(ephemeral),
+        "-peerform",
+        "DER",
+    ).stdout
+    oid = asn1_core.ObjectIdentifier(wrap_oid).dump()
+    key_info = b"\x30" + _der_len(len(oid)) + oid
+    supp = b"\xa2\x06\x04\x04\x00\x00\x00\x80"  # [2] KEK length: 128 bits
+    shared_info = b"\x30" + _der_len(len(key_info) + len(supp)) + key_info + supp
+    kek = openssl.run(
+        "kdf",
+        "-keylen",
+        "16",
+        "-kdfopt",
+        "digest:SHA256",
+        "-kdfopt",
+        f"hexsecret:{z.hex()}",
+        "-kdfopt",
+        f"hexinfo:{shared_info.hex()}",
+        "-binary",
+        "X963KDF",
+    ).stdout
+    wrapped = kari["recipient_encrypted_keys"][0]["encrypted_key"].native
+    unwrapped = openssl.run(
+        "enc",
+        "-d",
+        "-id-aes128-wrap",
+        "-K",
+        kek.hex(),
+        "-iv",
+        "A6A6A6A6A6A6A6A6",
+        "-in",
+        openssl.write(wrapped),
+    ).stdout
+    assert unwrapped == cek
+    if cipher == "aes128-cbc":
+        ciphertext = env["encrypted_content_info"]["encrypted_content"].native
+        plain = openssl.run(
+            "enc",
+            "-d",
+            "-aes-128-cbc",
+            "-K",
+            cek.hex(),
+            "-iv",
+            iv.hex(),
+            "-in",
+            openssl.write(ciphertext),
+        ).stdout
+        assert plain == message
 
 
 def test_openssl_rejects_our_tampered_gcm(openssl: Any, pki: Any, message: bytes) -> None:
@@ -410,3 +650,42 @@ def test_openssl_sign_then_encrypt(openssl: Any, pki: Any, message: bytes, tmp_p
     inner = cms.decrypt(der, [pki.ec2.pair])
     result = cms.verify_signed(inner.content)
     assert result.signers[0].valid and result.content == message
+
+
+@pytest.mark.parametrize("cipher", ["-aes-128-gcm", "-aes128"])
+def test_openssl_streamed_ber_envelope(openssl: Any, pki: Any, message: bytes, cipher: str) -> None:
+    """`-stream` makes OpenSSL write BER with indefinite lengths and chunked content."""
+    der = _openssl_encrypt(
+        openssl,
+        message,
+        cipher,
+        "-stream",
+        "-recip",
+        pki.ec.cert_path,
+        "-keyopt",
+        "ecdh_kdf_md:sha256",
+    )
+    assert der[:2] == b"\x30\x80"  # indefinite length
+    result = cms.decrypt(der, [pki.ec.pair])
+    assert result.content == message
+    assert result.authenticated == (cipher == "-aes-128-gcm")
+
+
+@pytest.mark.parametrize("weak", ["3des", "sha1-kdf"])
+def test_weak_envelope_reported_as_weak_algorithm(
+    openssl: Any, pki: Any, message: bytes, weak: str
+) -> None:
+    """unprotect() of OpenSSL's 3DES envelope or SHA-1 ECDH KDF: weak-algorithm, not opened."""
+    if weak == "3des":
+        ident = pki.rsa
+        der = _openssl_encrypt(openssl, message, "-des3", "-recip", ident.cert_path)
+    else:
+        ident = pki.ec
+        der = _openssl_encrypt(openssl, message, "-aes-128-gcm", "-recip", ident.cert_path)
+    entity = MimeEntity.build("application/pkcs7-mime", der)
+    identity = Identity(ident.key, ident.cert, (pki.ca.cert,))
+    result = unprotect(entity, identity=identity, at=dt.datetime.now(dt.UTC))
+    assert result.content is None
+    assert result.report.authenticity is Authenticity.WEAK_ALGORITHM
+    assert result.report.confidentiality is Confidentiality.UNDECIPHERABLE
+    assert "policy" in result.report.reason
