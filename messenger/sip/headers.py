@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from .errors import SipParseError, SipUriError
-from .uri import TOKEN_CHARS, parse_hostport, unbracket
+from .uri import parse_hostport, unbracket
 
 __all__ = [
     "COMPACT_FORMS",
@@ -93,15 +93,29 @@ MULTI_VALUE_HEADERS: frozenset[str] = frozenset(
 )
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
+
+
 def is_token(text: str) -> bool:
     """Whether ``text`` is an RFC 3261 ``token``."""
-    return bool(text) and all(ch in TOKEN_CHARS for ch in text)
+    return _TOKEN.fullmatch(text) is not None
+
+
+#: Lookup keys of the names seen so far (bounded: names come from the network).
+_KEYS: dict[str, str] = {}
+_KEYS_LIMIT = 4096
 
 
 def _key(name: str) -> str:
-    lname = name.lower()
-    compact = COMPACT_FORMS.get(lname)
-    return compact.lower() if compact is not None else lname
+    """The case-insensitive lookup key of a header name (compact forms expanded)."""
+    key = _KEYS.get(name)
+    if key is None:
+        lname = name.lower()
+        compact = COMPACT_FORMS.get(lname)
+        key = compact.lower() if compact is not None else lname
+        if len(_KEYS) < _KEYS_LIMIT:
+            _KEYS[name] = key
+    return key
 
 
 def canonical_name(name: str) -> str:
@@ -123,27 +137,51 @@ class Headers:
 
     Names keep their spelling for serialization and are looked up case-insensitively;
     compact and long forms are the same key. Values are validated against CR/LF injection.
+    Lookups go through an index (lookup key -> values in order) built on first use and
+    dropped by every change.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_index", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] | Mapping[str, str] | None = None) -> None:
         self._items: list[tuple[str, str]] = []
+        self._index: dict[str, tuple[str, ...]] | None = None
         if items is None:
             return
         pairs = items.items() if isinstance(items, Mapping) else items
         for name, value in pairs:
             self.add(name, value)
 
+    @classmethod
+    def _trusted(cls, items: list[tuple[str, str]]) -> Headers:
+        """Headers over ``items`` whose names and values were already checked."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        headers._index = None
+        return headers
+
+    def _lookup(self) -> dict[str, tuple[str, ...]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self._items:
+                key = _key(name)
+                found = index.get(key)
+                index[key] = (value,) if found is None else (*found, value)
+            self._index = index
+        return index
+
     def add(self, name: str, value: str) -> None:
         """Append a header field."""
         _check_field(name, value)
         self._items.append((name, value))
+        self._index = None
 
     def insert(self, index: int, name: str, value: str) -> None:
         """Insert a header field at ``index`` of the field list (0 prepends)."""
         _check_field(name, value)
         self._items.insert(index, (name, value))
+        self._index = None
 
     def prepend(self, name: str, value: str) -> None:
         """Put a field before the first field of the same name (or at the end), as a proxy
@@ -157,21 +195,16 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
-        key = _key(name)
-        for n, v in self._items:
-            if _key(n) == key:
-                return v
-        return default
+        values = self._lookup().get(_key(name))
+        return default if values is None else values[0]
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order."""
-        key = _key(name)
-        return [v for n, v in self._items if _key(n) == key]
+        return list(self._lookup().get(_key(name), ()))
 
     def count(self, name: str) -> int:
         """How many fields named ``name`` there are."""
-        key = _key(name)
-        return sum(1 for n, _ in self._items if _key(n) == key)
+        return len(self._lookup().get(_key(name), ()))
 
     def set(self, name: str, value: str) -> None:
         """Replace the first field named ``name`` (dropping the others), or append it."""
@@ -189,22 +222,22 @@ class Headers:
         if not placed:
             out.append((name, value))
         self._items = out
+        self._index = None
 
     def remove(self, name: str) -> int:
         """Remove every field named ``name``; return how many were removed."""
         key = _key(name)
         before = len(self._items)
         self._items = [(n, v) for n, v in self._items if _key(n) != key]
+        self._index = None
         return before - len(self._items)
 
     def copy(self) -> Headers:
         """A shallow copy."""
-        clone = Headers()
-        clone._items = list(self._items)
-        return clone
+        return Headers._trusted(list(self._items))
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and _key(name) in self._lookup()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(list(self._items))
@@ -231,6 +264,8 @@ def split_header_values(value: str) -> list[str]:
 
     Empty items are dropped; an empty value gives ``[""]``.
     """
+    if "," not in value:
+        return [value.strip(" \t")]
     items: list[str] = []
     current: list[str] = []
     in_quotes = False
@@ -278,6 +313,8 @@ def quote(value: str) -> str:
 
 
 def _split_semicolons(text: str) -> list[str]:
+    if '"' not in text:
+        return text.split(";")
     parts: list[str] = []
     current: list[str] = []
     in_quotes = False
@@ -369,6 +406,13 @@ _SENT_PROTOCOL = re.compile(
     rf"^({_TOKEN_RE})[ \t]*/[ \t]*({_TOKEN_RE})[ \t]*/[ \t]*({_TOKEN_RE})[ \t]+(.*)$", re.S
 )
 
+_PORT_SPACES = re.compile(r"[ \t]*:[ \t]*(\d+)[ \t]*$")
+
+#: The values parsed lately (a message's top Via is read by the parser, the transaction
+#: layer and the response): immutable, so shared. Bounded: cleared when full.
+_VIAS: dict[str, Via] = {}
+_PARSED_LIMIT = 256
+
 
 @dataclass(frozen=True)
 class Via:
@@ -386,12 +430,24 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         """Parse one Via value; raise `SipParseError` when malformed."""
+        if cls is Via:
+            via = _VIAS.get(text)
+            if via is None:
+                via = cls._parse(text)
+                if len(_VIAS) >= _PARSED_LIMIT:
+                    _VIAS.clear()
+                _VIAS[text] = via
+            return via
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Via:
         match = _SENT_PROTOCOL.match(text.strip(" \t"))
         if not match:
             raise SipParseError(f"malformed Via {text[:80]!r}")
         name, version, transport, rest = match.groups()
         sent_by, semi, params_text = rest.partition(";")
-        sent_by = re.sub(r"[ \t]*:[ \t]*(\d+)[ \t]*$", r":\1", sent_by.strip(" \t"))
+        sent_by = _PORT_SPACES.sub(r":\1", sent_by.strip(" \t"))
         try:
             host, port = parse_hostport(sent_by)
         except SipUriError as exc:

@@ -113,6 +113,8 @@ _REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _LINE_BREAK = re.compile(r"\r?\n")
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: What `_BAD_CHARS` finds in some line of a whole header section (line breaks aside).
+_ODD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
 _STATUS_LINE = re.compile(r"^(SIP/\d+\.\d+) (\d{3})(?: (.*))?$", re.I | re.S)
 _TAG_PARAM = re.compile(r";[ \t]*tag[ \t]*=", re.I)
 
@@ -345,6 +347,14 @@ def _head_lines(head: bytes) -> list[str]:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SipParseError(f"header section is not UTF-8 (byte {exc.start})") from exc
+    if (
+        _ODD_CHARS.search(text) is None
+        and "\n " not in text
+        and "\n\t" not in text
+        and text[:1] not in (" ", "\t")
+    ):
+        # the usual case: no control character and no folded line
+        return _LINE_BREAK.split(text)
     lines: list[str] = []
     for line in _LINE_BREAK.split(text):
         bad = _BAD_CHARS.search(line)
@@ -360,7 +370,8 @@ def _head_lines(head: bytes) -> list[str]:
 
 
 def _parse_header_lines(lines: list[str], problems: list[str]) -> Headers:
-    headers = Headers()
+    items: list[tuple[str, str]] = []
+    append = items.append
     for line in lines:
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
@@ -371,10 +382,11 @@ def _parse_header_lines(lines: list[str], problems: list[str]) -> Headers:
         value = value.strip(" \t")
         if name.lower() in MULTI_VALUE_HEADERS:
             for item in split_header_values(value):
-                headers.add(name, item)
+                append((name, item))
         else:
-            headers.add(name, value)
-    return headers
+            append((name, value))
+    # names are tokens and the header section holds no CR, LF or NUL: nothing to re-check
+    return Headers._trusted(items)
 
 
 def _check_version(version: str) -> None:

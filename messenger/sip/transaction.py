@@ -87,6 +87,11 @@ class TransactionKey:
     sent_by: tuple[str, int | None] | None = None
 
 
+def _plain(key: TransactionKey) -> tuple[str, str, tuple[str, int | None] | None]:
+    """``key`` as a plain tuple (which the cycle collector stops tracking)."""
+    return (key.branch, key.method, key.sent_by)
+
+
 def client_key(message: SipRequest | SipResponse) -> TransactionKey:
     """Section 17.1.3: the key of the client transaction a request creates or a response
     belongs to (top Via branch + CSeq method). Raises `SipParseError` if unreadable."""
@@ -369,15 +374,24 @@ class TransactionLayer:
     _acks: dict[tuple[str, int, str | None, str | None], TransactionKey] = field(
         default_factory=dict, init=False
     )
-    #: (deadline, tie-breaker, is-server, key) of every transaction with a timer armed,
+    #: (deadline, tie-breaker, is-server, key) of every transaction with a timer armed
+    #: (is-server None: Timer J of a completed entry, keyed by its plain tuple),
     #: so that the earliest deadline and the due timers are found without walking every
     #: live transaction (thousands under load: Timer J keeps each one for 32 s). Entries
     #: go stale when a transaction terminates or its deadline moves; they are checked
     #: against the transaction when they reach the top.
-    _timer_heap: list[tuple[float, int, bool, TransactionKey]] = field(
+    _timer_heap: list[tuple[float, int, bool | None, tuple]] = field(
         default_factory=list, init=False
     )
     _timer_seq: itertools.count = field(default_factory=itertools.count, init=False)
+    #: Non-INVITE server transactions over UDP that sent their final response and wait
+    #: out Timer J absorbing retransmissions: (key as a plain tuple) -> (final response
+    #: bytes, remote, Timer J deadline). Plain tuples of text, numbers and bytes, which the
+    #: cycle collector does not track, in place of live transaction objects: a server
+    #: holds one for every request of the last 32 s.
+    _completed: dict[tuple, tuple[bytes, object, float]] = field(default_factory=dict, init=False)
+    #: One instance of each remote seen, shared by the completed entries.
+    _remotes: dict[object, object] = field(default_factory=dict, init=False)
 
     # -- outgoing --
 
@@ -405,6 +419,8 @@ class TransactionLayer:
         """Answer the request of server transaction ``key``."""
         entry = self._servers.get(key)
         if entry is None:
+            if _plain(key) in self._completed:
+                return  # a second final response: discarded (section 17.2.2)
             raise SipTransactionError(f"no server transaction {key}")
         tx = entry.transaction
         assert not isinstance(tx, ClientTransaction) and hasattr(tx, "send_response")
@@ -503,6 +519,10 @@ class TransactionLayer:
         except SipError as exc:
             self._events.append(MessageDiscarded(str(exc), remote, False))
             return
+        completed = self._completed.get(_plain(key))
+        if completed is not None:  # a retransmission: the final response again
+            self._outbox.append(Outgoing(completed[0], completed[1]))
+            return
         entry = self._servers.get(key)
         if entry is not None:
             tx = entry.transaction
@@ -576,6 +596,12 @@ class TransactionLayer:
         heap = self._timer_heap
         while heap:
             deadline, _, server, key = heap[0]
+            if server is None:
+                completed = self._completed.get(key)
+                if completed is not None and completed[2] == deadline:
+                    return deadline
+                heapq.heappop(heap)  # stale
+                continue
             entry = (self._servers if server else self._clients).get(key)
             current = None if entry is None else entry.transaction.next_timer()
             if current == deadline:
@@ -590,7 +616,13 @@ class TransactionLayer:
         heap = self._timer_heap
         due: dict[tuple[bool, TransactionKey], None] = {}
         while heap and heap[0][0] <= now:
-            _, _, server, key = heapq.heappop(heap)
+            deadline, _, server, key = heapq.heappop(heap)
+            if server is None:  # Timer J of a completed server transaction
+                completed = self._completed.get(key)
+                if completed is not None and completed[2] == deadline:
+                    del self._completed[key]
+                    self._events.append(TransactionTerminated(TransactionKey(*key)))
+                continue
             due[(server, key)] = None
         for server, key in due:
             table = self._servers if server else self._clients
@@ -606,6 +638,8 @@ class TransactionLayer:
 
     def handle_transport_error(self, key: TransactionKey, now: float) -> None:
         """The transport failed to send for transaction ``key``."""
+        if self._completed.pop(_plain(key), None) is not None:
+            self._events.extend((TransportFailed(key), TransactionTerminated(key)))
         for table in (self._clients, self._servers):
             entry = table.get(key)
             if entry is not None:
@@ -633,17 +667,38 @@ class TransactionLayer:
         | InviteServerTransaction
         | None
     ):
-        """The live transaction with ``key`` (client ones first), or None."""
+        """The live transaction with ``key`` (client ones first), or None.
+
+        A non-INVITE server transaction over UDP stops being live once its final response
+        is sent: until Timer J the layer keeps only that response, to answer
+        retransmissions."""
         entry = self._clients.get(key) or self._servers.get(key)
         return None if entry is None else entry.transaction
 
     def __len__(self) -> int:
-        return len(self._clients) + len(self._servers)
+        return len(self._clients) + len(self._servers) + len(self._completed)
 
     def _collect(self, table: dict[TransactionKey, _Entry], entry: _Entry) -> None:
         tx = entry.transaction
         self._outbox.extend(Outgoing(data, entry.remote) for data in tx.messages_to_send())
         self._events.extend(tx.events())
+        if type(tx) is ServerTransaction and tx.state is TransactionState.COMPLETED:
+            # only Timer J is left: keep the final response, not the transaction
+            response = tx._last_response
+            deadline = tx.next_timer()
+            if response is not None and deadline is not None:
+                key = _plain(tx.key)
+                remote = entry.remote
+                try:
+                    remote = self._remotes.setdefault(remote, remote)
+                except TypeError:  # an unhashable remote is kept as is
+                    pass
+                if len(self._remotes) > 4096:
+                    self._remotes.clear()
+                self._completed[key] = (response, remote, deadline)
+                heapq.heappush(self._timer_heap, (deadline, next(self._timer_seq), None, key))
+                table.pop(tx.key, None)
+                return
         if not tx.terminated:
             deadline = tx.next_timer()
             if deadline is not None:

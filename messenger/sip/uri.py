@@ -54,6 +54,7 @@ _IPV4 = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 #: RFC 3261 ``token`` characters (method names, header names, parameter names).
 TOKEN_CHARS = frozenset(_ALNUM + "-.!%*_+`'~")
 _ABSOLUTE_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[!-~]+$")
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 def _unescape(text: str, allowed: frozenset[str], what: str) -> str:
@@ -199,7 +200,7 @@ class SipUri:
         text = text.strip(" \t\r\n")
         if not text.isascii():
             raise SipUriError("a URI must be ASCII (escape other characters)")
-        if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in text):
+        if _SPACE_OR_CONTROL.search(text):
             raise SipUriError("a URI may not contain spaces or control characters")
         scheme, colon, rest = text.partition(":")
         scheme = scheme.lower()
@@ -435,10 +436,19 @@ def split_name_addr(text: str) -> tuple[str | None, str, str]:
 def check_uri(text: str) -> None:
     """Check a URI found in a message: any absolute URI, and a well-formed one when its
     scheme is sip or sips. Raises `SipUriError`."""
+    if text in _CHECKED:
+        return
     if not _ABSOLUTE_URI.match(text):
         raise SipUriError(f"malformed URI {text[:80]!r}")
     if text.split(":", 1)[0].lower() in ("sip", "sips"):
         SipUri.parse(text)
+    if len(_CHECKED) >= 256:
+        _CHECKED.clear()
+    _CHECKED.add(text)
+
+
+#: URIs that passed `check_uri` lately (the same ones recur in every message of a peer).
+_CHECKED: set[str] = set()
 
 
 def _to_uri(value: str | SipUri) -> SipUri:

@@ -123,6 +123,7 @@ _SMIME_CAPABILITIES_ATTR = seq(
 )
 _NULL = b"\x05\x00"
 _BIG = 64 * 1024  # above this, stream instead of the one-shot AEAD calls
+_SPLIT_PREFIX = 64 * 1024 + 4  # what `decrypt(split_head=...)` shows of the plaintext
 
 
 # --------------------------------------------------------------------------- results
@@ -161,6 +162,8 @@ class DecryptResult:
     algorithms: tuple[Algorithm, ...]
     recipient: str
     recipients: tuple[str, ...]
+    #: The leading bytes `decrypt(split_head=...)` split off `content` (else empty).
+    head: bytes = b""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -254,9 +257,21 @@ def _single(data: bytes, s: int, e: int, ident: int, what: str) -> tuple[int, in
     return inner[0][1], inner[0][2]
 
 
+_HASH_NEW: dict[str, Callable[[], Any]] = {
+    "sha1": hashlib.sha1,
+    "sha224": hashlib.sha224,
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
+
+
 def _digest(name: str, parts: Sequence[memoryview | bytes]) -> bytes:
-    if name == "shake256":
-        h: Any = hashlib.shake_256()
+    new = _HASH_NEW.get(name)
+    if new is not None:
+        h: Any = new()
+    elif name == "shake256":
+        h = hashlib.shake_256()
     else:
         h = hashlib.new(name)
     for part in parts:
@@ -430,6 +445,41 @@ def sign(
     SMIMECapabilities, signingCertificateV2. `detached` leaves eContent out (for
     multipart/signed). Ed25519 always uses SHA-512 (RFC 8419). A naive `signing_time`
     is taken as UTC. The certificates field holds the signer certificate, then `chain`."""
+    return b"".join(
+        sign_parts(
+            (content,),
+            key=key,
+            certificate=certificate,
+            chain=chain,
+            include_certificates=include_certificates,
+            detached=detached,
+            signing_time=signing_time,
+            digest=digest,
+            rsa_pss=rsa_pss,
+            econtent_type=econtent_type,
+            smime_capabilities=smime_capabilities,
+        )
+    )
+
+
+def sign_parts(
+    content: Sequence[bytes | memoryview],
+    *,
+    key: Any,
+    certificate: x509.Certificate,
+    chain: Sequence[x509.Certificate] = (),
+    include_certificates: bool = True,
+    detached: bool = False,
+    signing_time: datetime,
+    digest: str = "sha256",
+    rsa_pss: bool = False,
+    econtent_type: str = "data",
+    smime_capabilities: bool = True,
+) -> list[bytes | memoryview]:
+    """`sign` over the concatenation of `content`, given back as the pieces whose
+    concatenation is the DER: the content pieces are the very objects passed in, so a
+    large message is neither joined before signing nor copied into the structure until
+    the caller writes the pieces out (or encrypts them) once."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
         digest = "sha512"
     if digest not in _DIGEST_ALG_ID:
@@ -442,7 +492,7 @@ def sign(
         raise ProtectError(f"cannot sign with a {type(key).__name__} key") from None
     sig_alg, signer = _signer(key, digest, rsa_pss)
     ect = _type_oid(econtent_type)
-    md = hashlib.new(digest, content).digest()
+    md = _digest(digest, content)
     attrs = [
         _attr_content_type(ect),
         _attr(_OID_SIGNING_TIME, asn1.encode_time(signing_time)),
@@ -466,24 +516,27 @@ def sign(
     version = b"\x02\x01\x01" if ect == _DATA_TYPE else b"\x02\x01\x03"
     head = version + tlv(SET, digest_alg)
     tail = certs + tlv(SET, signer_info)
-    n = len(content)
     if detached:
-        encap = [seq(ect)]
+        encap_head = seq(ect)
+        n = 0
+        content = ()
     else:
+        n = sum(map(_nbytes, content))
         os_hdr = hdr(OCTET_STRING, n)
         ex_hdr = hdr(0xA0, len(os_hdr) + n)
-        encap = [
-            hdr(SEQUENCE, len(ect) + len(ex_hdr) + len(os_hdr) + n),
-            ect,
-            ex_hdr,
-            os_hdr,
-            content,
-        ]
-    sd_len = len(head) + sum(map(len, encap)) + len(tail)
+        encap_head = b"".join(
+            (hdr(SEQUENCE, len(ect) + len(ex_hdr) + len(os_hdr) + n), ect, ex_hdr, os_hdr)
+        )
+    sd_len = len(head) + len(encap_head) + n + len(tail)
     sd_hdr = hdr(SEQUENCE, sd_len)
     ex0 = hdr(0xA0, len(sd_hdr) + sd_len)
     ci_hdr = hdr(SEQUENCE, len(_CI_SIGNED_DATA) + len(ex0) + len(sd_hdr) + sd_len)
-    return b"".join([ci_hdr, _CI_SIGNED_DATA, ex0, sd_hdr, head, *encap, tail])
+    prefix = b"".join((ci_hdr, _CI_SIGNED_DATA, ex0, sd_hdr, head, encap_head))
+    return [prefix, *content, tail]
+
+
+def _nbytes(part: bytes | memoryview) -> int:
+    return part.nbytes if isinstance(part, memoryview) else len(part)
 
 
 def certs_only(certificates: Sequence[x509.Certificate]) -> bytes:
@@ -842,6 +895,7 @@ def verify_signed(
     detached_content: bytes | None = None,
     extra_certificates: Sequence[x509.Certificate] = (),
     policy: Policy = DEFAULT_POLICY,
+    content_view: bool = False,
 ) -> SignedResult:
     """Check every SignerInfo of a SignedData cryptographically (no trust decision).
 
@@ -850,6 +904,9 @@ def verify_signed(
     `valid=False` with a reason, never an exception; a digest or RSA key size the
     policy rejects is `weak=True` (and never valid). MalformedError for structure
     problems, UnsupportedError when the input is not SignedData.
+
+    With `content_view`, an encapsulated content in one piece comes back as a read-only
+    memoryview of the input instead of a copy (for large messages).
     """
     data = _as_bytes(ci_or_bytes, policy)
     ctype, s, e = _outer(data)
@@ -916,7 +973,12 @@ def verify_signed(
     signers = tuple(verifier.check(si) for si in signer_infos)
     if len(encap) == 2:
         assert content_parts is not None
-        content = bytes(content_parts[0]) if len(content_parts) == 1 else verifier.content()
+        if len(content_parts) != 1:
+            content = verifier.content()
+        elif content_view:
+            content = content_parts[0].toreadonly()  # type: ignore[assignment]
+        else:
+            content = bytes(content_parts[0])
     elif detached_content is not None:
         content = bytes(detached_content)
     else:
@@ -959,6 +1021,27 @@ def encrypt(
     (ephemeral-static ECDH, X9.63 KDF with SHA-256, AES key wrap), RSA ->
     KeyTransRecipientInfo (RSAES-OAEP SHA-256 unless `rsa_oaep` is False).
     """
+    return encrypt_parts(
+        (content,),
+        recipients,
+        cipher=cipher,
+        rsa_oaep=rsa_oaep,
+        random_bytes=random_bytes,
+        content_type=content_type,
+    )
+
+
+def encrypt_parts(
+    content: Sequence[bytes | memoryview],
+    recipients: Sequence[x509.Certificate],
+    *,
+    cipher: str = "aes128-gcm",
+    rsa_oaep: bool = True,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+    content_type: str = "data",
+) -> bytes:
+    """`encrypt` over the concatenation of the `content` pieces, which are encrypted one
+    after the other straight into the output (they are never joined)."""
     row = BY_NAME.get(cipher) or BY_NAME.get(cipher.lower())
     if row is None or row.kind != "content-encryption" or row.mode not in ("gcm", "cbc"):
         raise ProtectError(
@@ -972,7 +1055,7 @@ def encrypt(
         raise ProtectError("random_bytes returned the wrong number of bytes")
     infos = [build_recipient_info(c, cek, rsa_oaep=rsa_oaep) for c in recipients]
     ris = set_of(infos)
-    n = len(content)
+    n = sum(map(_nbytes, content))
     gcm = row.mode == "gcm"
     if gcm:
         params = seq(octet_string(iv), b"\x02\x01\x10")
@@ -1000,12 +1083,24 @@ def encrypt(
     bio, out = _out_buffer(total)
     try:
         out[:p] = prefix
-        if gcm:
-            AESGCM(cek).encrypt_into(iv, content, None, out[p : p + n + 16])
+        if gcm and (len(content) == 1 or n <= _BIG):
+            one = content[0] if len(content) == 1 else b"".join(content)
+            AESGCM(cek).encrypt_into(iv, one, None, out[p : p + n + 16])
             tag = bytes(out[p + n : p + n + 16])
             out[p + n : p + n + 2] = b"\x04\x10"
             out[p + n + 2 :] = tag
+        elif gcm:
+            enc = Cipher(algorithms.AES(cek), modes.GCM(iv)).encryptor()
+            pos = p
+            for part in content:
+                pos += enc.update_into(part, out[pos:])
+            enc.finalize()
+            out[pos : pos + 2] = b"\x04\x10"
+            out[pos + 2 :] = enc.tag
         else:
+            if len(content) != 1:  # legacy CBC: rare enough to join the pieces
+                content = (b"".join(content),)
+            content = content[0]
             enc = Cipher(algorithms.AES(cek), modes.CBC(iv)).encryptor()
             full = n - n % 16
             if full:
@@ -1127,7 +1222,45 @@ def _cbc_iv(params: bytes | None, block: int, cipher: AlgInfo) -> tuple[bytes, i
     return params[s:e], rc2_bits
 
 
-def _decrypt_content(env: _Enveloped, data: bytes, cek: bytes) -> bytes:
+def _gcm_split(
+    dec: Any, parts: list[memoryview], size: int, split_head: Callable[[bytes], int]
+) -> tuple[bytes, bytes]:
+    """Decrypt `parts` as (head, rest): the first bytes are decrypted alone, `split_head`
+    says how many of them are a header, and the rest is decrypted straight into a buffer
+    of its exact size (no copy of the plaintext to cut the header off)."""
+    need = min(size, _SPLIT_PREFIX)
+    pieces: list[bytes] = []
+    rest: list[memoryview] = []
+    for part in parts:
+        take = min(need, len(part))
+        if take:
+            pieces.append(dec.update(part[:take]))
+            need -= take
+        if take < len(part):
+            rest.append(part[take:])
+    first = b"".join(pieces)
+    h = split_head(first)
+    h = h if 0 < h <= len(first) else 0
+    bio, out = _out_buffer(size - h)
+    try:
+        k = len(first) - h
+        out[:k] = memoryview(first)[h:]
+        pos = k
+        for part in rest:
+            pos += dec.update_into(part, out[pos:])
+    finally:
+        out.release()
+    dec.finalize()
+    return first[:h], bio.getvalue()
+
+
+def _decrypt_content(
+    env: _Enveloped,
+    data: bytes,
+    cek: bytes,
+    split_head: Callable[[bytes], int] | None = None,
+) -> tuple[bytes, bytes]:
+    """(head, content): head is empty unless `split_head` split a large plaintext."""
     if env.chunks is None:
         raise UnsupportedError("the encrypted content is not included (detached)")
     mv = memoryview(data)
@@ -1140,17 +1273,19 @@ def _decrypt_content(env: _Enveloped, data: bytes, cek: bytes) -> bytes:
             raise TamperedError("the GCM tag has the wrong length")
         try:
             if size <= _BIG and icv == 16 and len(nonce) == 12 and len(parts) == 1:
-                return AESGCM(cek).decrypt(nonce, bytes(parts[0]) + env.mac, env.aad)
+                return b"", AESGCM(cek).decrypt(nonce, bytes(parts[0]) + env.mac, env.aad)
             dec = Cipher(
                 algorithms.AES(cek), modes.GCM(nonce, env.mac, min_tag_length=icv)
             ).decryptor()
             if env.aad is not None:
                 dec.authenticate_additional_data(env.aad)
+            if split_head is not None and size > _BIG:
+                return _gcm_split(dec, parts, size, split_head)
             out = [dec.update(p) for p in parts]
             dec.finalize()
         except InvalidTag:
             raise TamperedError("GCM authentication failed: the message was altered") from None
-        return out[0] if len(out) == 1 else b"".join(out)
+        return b"", out[0] if len(out) == 1 else b"".join(out)
     algo: Any
     if cipher.mode == "cbc":
         block, algo = 16, algorithms.AES(cek)
@@ -1172,7 +1307,7 @@ def _decrypt_content(env: _Enveloped, data: bytes, cek: bytes) -> bytes:
     pad = pt[-1]
     if not 1 <= pad <= block or not hmac.compare_digest(pt[-pad:], bytes((pad,)) * pad):
         raise TamperedError("CBC padding is wrong: wrong key or altered message")
-    return pt[:-pad]
+    return b"", pt[:-pad]
 
 
 @_boundary
@@ -1181,6 +1316,7 @@ def decrypt(
     keys: Sequence[tuple[Any, x509.Certificate]],
     *,
     policy: Policy = DEFAULT_POLICY,
+    split_head: Callable[[bytes], int] | None = None,
 ) -> DecryptResult:
     """Decrypt an AuthEnvelopedData (AES-GCM) or EnvelopedData (AES-CBC; 3DES and RC2
     only when the policy accepts them) with whichever of `keys` a RecipientInfo names.
@@ -1188,6 +1324,11 @@ def decrypt(
     NoRecipientKeyError when none does (the message lists who it was for);
     TamperedError when key unwrap, the GCM tag or the CBC padding fails;
     WeakAlgorithmError for a cipher or KDF the policy rejects.
+
+    `split_head`, for large content: called with the first decrypted bytes (up to
+    64 KiB + 4), it returns how many of them form a header (a MIME header section), which
+    then comes back as `head`, apart from `content`; so the content after the header needs
+    no copy of its own. It may not be called at all (small content): `head` is then empty.
     """
     data = _as_bytes(ci_or_bytes, policy)
     env = _parse_enveloped(data)
@@ -1216,7 +1357,7 @@ def decrypt(
     for entry, key in candidates:
         try:
             cek, key_algs = open_entry(entry, key, cipher.key_len, policy)
-            content = _decrypt_content(env, data, cek)
+            head, content = _decrypt_content(env, data, cek, split_head)
         except (TamperedError, WeakAlgorithmError, UnsupportedError, MalformedError) as exc:
             errors.append(exc)
             continue
@@ -1227,6 +1368,7 @@ def decrypt(
             algorithms=(cipher.as_algorithm("content-encryption"), *key_algs),
             recipient=entry.description,
             recipients=descriptions,
+            head=head,
         )
     for kind in (WeakAlgorithmError, TamperedError, UnsupportedError):
         for failure in errors:

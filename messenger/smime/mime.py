@@ -138,35 +138,32 @@ class MimeEntity:
     def parse(cls, data: bytes) -> MimeEntity:
         """Parse headers, blank line, body. Accepts CRLF (canonical) and bare LF lines in
         the header section, and folded header lines; the body is kept byte for byte."""
-        data = bytes(data)
-        end, sep_len = _header_end(data)
-        if end < 0:
-            # No blank line: a MIME entity needs at least the empty line (RFC 2045).
-            raise MalformedError("no blank line ends the MIME header section")
-        if end > MAX_HEADER_BYTES:
-            raise MalformedError(f"MIME header section is larger than {MAX_HEADER_BYTES} bytes")
-        head = data[:end]
-        body = data[end + sep_len :]
-        return cls(_parse_headers(head), body)
+        headers, body = split_entity(data)
+        return cls(headers, bytes(body))
 
     # -- access ------------------------------------------------------------------------
+    # Both lookups below are cached in the instance dict (the dataclass is frozen; the
+    # cache is derived from `headers` only, so equality and hashing are unaffected).
     def header(self, name: str) -> str | None:
-        return self._first_values.get(name.lower())
+        first = self.__dict__.get("_first")
+        if first is None:
+            first = {}
+            for n, v in self.headers:
+                first.setdefault(n.lower(), v)
+            self.__dict__["_first"] = first
+        return first.get(name.lower())
 
-    @functools.cached_property
-    def _first_values(self) -> dict[str, str]:
-        """Lowercase header name -> the value of its first occurrence."""
-        first: dict[str, str] = {}
-        for n, v in self.headers:
-            first.setdefault(n.lower(), v)
-        return first
-
-    @functools.cached_property
+    @property
     def content_type(self) -> ContentType:
-        value = self.header("Content-Type")
-        if value is None:
-            return ContentType("text/plain", (("charset", "us-ascii"),))  # RFC 2045 5.2
-        return ContentType.parse(value)
+        ctype = self.__dict__.get("_ctype")
+        if ctype is None:
+            value = self.header("Content-Type")
+            if value is None:
+                ctype = ContentType("text/plain", (("charset", "us-ascii"),))  # RFC 2045 5.2
+            else:
+                ctype = ContentType.parse(value)
+            self.__dict__["_ctype"] = ctype
+        return ctype
 
     def decoded_body(self) -> bytes:
         """The body with its Content-Transfer-Encoding undone (base64, quoted-printable)."""
@@ -182,12 +179,43 @@ class MimeEntity:
             return quopri.decodestring(self.body)
         raise MalformedError(f"unknown Content-Transfer-Encoding {cte!r}")
 
+    def head_bytes(self) -> bytes:
+        """The header section and the blank line that ends it (what precedes the body)."""
+        return "".join(f"{n}: {v}\r\n" for n, v in self.headers).encode() + CRLF
+
     def to_bytes(self) -> bytes:
-        head = b"".join(f"{n}: {v}".encode() + CRLF for n, v in self.headers)
-        return head + CRLF + self.body
+        return self.head_bytes() + self.body
 
     def with_headers(self, headers: Iterable[tuple[str, str]]) -> MimeEntity:
         return MimeEntity(tuple(headers), self.body)
+
+
+def header_length(data: bytes | memoryview) -> int:
+    """Length of the header section of `data` including the blank line after it, or -1
+    when no blank line ends it within the first MAX_HEADER_BYTES (not a MIME entity)."""
+    prefix = bytes(data[: MAX_HEADER_BYTES + 4])
+    end, sep_len = _header_end(prefix)
+    if end < 0 or end > MAX_HEADER_BYTES:
+        return -1
+    return end + sep_len
+
+
+def split_entity(
+    data: bytes | bytearray | memoryview,
+) -> tuple[tuple[tuple[str, str], ...], memoryview]:
+    """Parse the header section of `data`; the body comes back as a view (no copy), so a
+    large body is copied at most once, by whoever needs it as bytes."""
+    view = memoryview(data)
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")
+    prefix = bytes(view[: MAX_HEADER_BYTES + 4])
+    end, sep_len = _header_end(prefix)
+    if end < 0 and len(prefix) == len(view):
+        # No blank line: a MIME entity needs at least the empty line (RFC 2045).
+        raise MalformedError("no blank line ends the MIME header section")
+    if end < 0 or end > MAX_HEADER_BYTES:
+        raise MalformedError(f"MIME header section is larger than {MAX_HEADER_BYTES} bytes")
+    return _parse_headers(prefix[:end]), view[end + sep_len :]
 
 
 def _header_end(data: bytes) -> tuple[int, int]:
@@ -205,6 +233,17 @@ def _header_end(data: bytes) -> tuple[int, int]:
 
 
 def _parse_headers(head: bytes) -> tuple[tuple[str, str], ...]:
+    if len(head) <= 1024:
+        return _parse_short_headers(head)  # the same few header sections recur
+    return _parse_header_text(head)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_short_headers(head: bytes) -> tuple[tuple[str, str], ...]:
+    return _parse_header_text(head)
+
+
+def _parse_header_text(head: bytes) -> tuple[tuple[str, str], ...]:
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:

@@ -42,6 +42,8 @@ from messenger.smime.mime import (
     MimeEntity,
     build_multipart,
     canonical_text,
+    header_length,
+    split_entity,
     split_multipart,
 )
 from messenger.smime.policy import DEFAULT_POLICY, Policy
@@ -70,28 +72,41 @@ LAYER_NAME = {
 SMIME_ACCEPT_TYPES = (PKCS7_MIME, PKCS7_SIGNATURE, "multipart/signed")
 
 
-def _pkcs7_entity(der: bytes, kind: str) -> MimeEntity:
+def _pkcs7_headers(kind: str) -> tuple[tuple[str, str], ...]:
     ctype = ContentType(PKCS7_MIME, (("smime-type", SMIME_TYPE[kind]), ("name", "smime.p7m")))
-    return MimeEntity.build(
-        ctype,
-        der,
-        (
-            ("Content-Disposition", 'attachment; filename="smime.p7m"'),
-            ("Content-Transfer-Encoding", "binary"),
-        ),
+    return (
+        ("Content-Type", str(ctype)),
+        ("Content-Disposition", 'attachment; filename="smime.p7m"'),
+        ("Content-Transfer-Encoding", "binary"),
     )
 
 
+#: The header section of each application/pkcs7-mime entity we write, built once.
+_PKCS7_HEADERS = {kind: _pkcs7_headers(kind) for kind in SMIME_TYPE}
+_PKCS7_HEAD = {
+    kind: MimeEntity(headers, b"").head_bytes() for kind, headers in _PKCS7_HEADERS.items()
+}
+
+
 def inner_entity(
-    content: bytes, content_type: str, headers: Sequence[tuple[str, str]] = ()
+    content: bytes | bytearray | memoryview,
+    content_type: str,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> MimeEntity:
     """The entity that gets signed: Content-Type, blank line, content (text in CRLF form)."""
-    body = canonical_text(content) if content_type.lower().startswith("text/") else content
-    return MimeEntity.build(content_type, body, headers)
+    return MimeEntity.build(content_type, _inner_body(content, content_type), headers)
+
+
+def _inner_body(
+    content: bytes | bytearray | memoryview, content_type: str
+) -> bytes | bytearray | memoryview:
+    if content_type.lower().startswith("text/"):
+        return canonical_text(bytes(content))
+    return content
 
 
 def protect(
-    content: bytes,
+    content: bytes | bytearray | memoryview,
     *,
     content_type: str = "text/plain",
     content_headers: Sequence[tuple[str, str]] = (),
@@ -110,35 +125,63 @@ def protect(
     content, or `multipart/signed` with a detached signature when asked. Encryption makes
     AuthEnvelopedData with AES-128-GCM, or EnvelopedData with AES-CBC only when `cipher`
     names a CBC mode explicitly. With neither, the plain inner entity is returned.
+
+    `content` may be any bytes-like object: when it is signed or encrypted it is read
+    where it lies (never copied, except text, which is put in canonical form).
     """
     if signer is None and not recipients:
         return inner_entity(content, content_type, content_headers)
-    entity = inner_entity(content, content_type, content_headers)
-    if signer is not None:
-        entity = _sign(entity, signer, include_certificates, multipart_signed, signing_time, policy)
-    if recipients:
-        cipher = cipher or policy.content_cipher
-        try:
-            der = cms.encrypt(
-                entity.to_bytes(), recipients, cipher=cipher, random_bytes=random_bytes
-            )
-        except SmimeError:
-            raise
-        except ValueError as exc:
-            raise ProtectError(f"cannot encrypt: {exc}") from None
-        kind = "authenticated_enveloped_data" if cipher.endswith("-gcm") else "enveloped_data"
-        entity = _pkcs7_entity(der, kind)
-    return entity
+    body = _inner_body(content, content_type)
+    del content
+    entity = MimeEntity((("Content-Type", content_type), *content_headers), b"")
+    # Each layer is kept as the pieces whose concatenation is its bytes (a header section,
+    # the content, the DER around it): a large content is hashed and encrypted where it
+    # lies and copied once, into the outermost structure.
+    parts: list[bytes | memoryview]
+    if signer is not None and multipart_signed:
+        entity = MimeEntity(entity.headers, bytes(body))
+        entity = _sign_multipart(entity, signer, include_certificates, signing_time, policy)
+        if not recipients:
+            return entity
+        parts = [entity.head_bytes(), entity.body]
+    elif signer is not None:
+        der_parts = cms.sign_parts(
+            (entity.head_bytes(), body),
+            key=signer.signing_key,
+            certificate=signer.certificate,
+            chain=signer.chain,
+            include_certificates=include_certificates,
+            signing_time=signing_time,
+            digest=policy.digest,
+            rsa_pss=policy.rsa_pss,
+        )
+        del entity
+        if not recipients:
+            return MimeEntity(_PKCS7_HEADERS["signed_data"], b"".join(der_parts))
+        parts = [_PKCS7_HEAD["signed_data"], *der_parts]
+        del der_parts
+    else:
+        parts = [entity.head_bytes(), body]
+    del body
+    cipher = cipher or policy.content_cipher
+    try:
+        der = cms.encrypt_parts(parts, recipients, cipher=cipher, random_bytes=random_bytes)
+    except SmimeError:
+        raise
+    except ValueError as exc:
+        raise ProtectError(f"cannot encrypt: {exc}") from None
+    kind = "authenticated_enveloped_data" if cipher.endswith("-gcm") else "enveloped_data"
+    return MimeEntity(_PKCS7_HEADERS[kind], der)
 
 
-def _sign(
+def _sign_multipart(
     entity: MimeEntity,
     signer: Identity,
     include_certificates: bool,
-    multipart_signed: bool,
     signing_time: datetime,
     policy: Policy,
 ) -> MimeEntity:
+    """multipart/signed: `entity` as the first part, a detached SignedData the second."""
     signed_bytes = entity.to_bytes()
     der = cms.sign(
         signed_bytes,
@@ -146,13 +189,11 @@ def _sign(
         certificate=signer.certificate,
         chain=signer.chain,
         include_certificates=include_certificates,
-        detached=multipart_signed,
+        detached=True,
         signing_time=signing_time,
         digest=policy.digest,
         rsa_pss=policy.rsa_pss,
     )
-    if not multipart_signed:
-        return _pkcs7_entity(der, "signed_data")
     signature = MimeEntity.build(
         ContentType(PKCS7_SIGNATURE, (("name", "smime.p7s"),)),
         der,
@@ -240,24 +281,38 @@ def unprotect(
     """
     walk = _Walk()
     keys = identity.decryption_keys() if identity is not None else []
-    inner = _peel(entity, walk, keys, list(extra_certificates), policy, 0)
+    # Handed down in a box, so that no frame here keeps the received bytes alive once a
+    # layer has been decrypted (a large message is then never held three times over).
+    box = [entity]
+    del entity
+    inner = _peel(box, walk, keys, list(extra_certificates), policy, 0)
     report = _report(walk, inner, trust or TrustStore(), sender, at, policy)
     return Unprotected(inner, report, tuple(walk.outside))
 
 
 def _peel(
-    entity: MimeEntity,
+    box: list[MimeEntity],
     walk: _Walk,
     keys: list,
     extra: list[x509.Certificate],
     policy: Policy,
     depth: int,
 ) -> MimeEntity | None:
+    """Peel the entity handed over in `box`. Its body may be a memoryview (a layer
+    inside a decrypted or verified structure): it is copied to bytes only when it is not
+    itself CMS in binary form, so only the innermost content is ever copied."""
+    entity = box.pop()
     if depth > MAX_DEPTH:
         raise MalformedError(f"S/MIME layers nested deeper than {MAX_DEPTH}")
     ctype = entity.content_type
     if ctype.mime_type in _PKCS7_MIME_TYPES or _is_p7m_octets(entity, ctype):
-        return _peel_cms(entity.decoded_body(), walk, keys, extra, policy, depth)
+        if isinstance(entity.body, memoryview) and not _binary(entity):
+            entity = MimeEntity(entity.headers, bytes(entity.body))
+        der_box = [entity.decoded_body()]
+        del entity
+        return _peel_cms(der_box, walk, keys, extra, policy, depth)
+    if isinstance(entity.body, memoryview):
+        entity = MimeEntity(entity.headers, bytes(entity.body))
     if ctype.mime_type == "multipart/signed":
         return _peel_multipart_signed(entity, walk, keys, extra, policy, depth)
     if ctype.mime_type.startswith("multipart/"):
@@ -268,8 +323,19 @@ def _peel(
         # The protected part may sit anywhere in the tree (RFC 8591 9.1); its siblings are
         # not protected.
         walk.outside.extend(p for p in parts if p is not protected[0])
-        return _peel(protected[0], walk, keys, extra, policy, depth + 1)
+        return _peel([protected[0]], walk, keys, extra, policy, depth + 1)
     return entity
+
+
+def _binary(entity: MimeEntity) -> bool:
+    cte = (entity.header("Content-Transfer-Encoding") or "binary").strip().lower()
+    return cte in ("binary", "8bit", "7bit")
+
+
+def _head_length(data: bytes) -> int:
+    """For cms.decrypt(split_head=...): the length of a MIME header section at the start
+    of a large plaintext (or 0: no header section to split off)."""
+    return max(header_length(data), 0)
 
 
 def _is_p7m_octets(entity: MimeEntity, ctype: ContentType) -> bool:
@@ -298,8 +364,14 @@ def _is_protected(entity: MimeEntity, depth: int = 0) -> bool:
 
 
 def _peel_cms(
-    der: bytes, walk: _Walk, keys: list, extra: list[x509.Certificate], policy: Policy, depth: int
+    box: list[bytes | memoryview],
+    walk: _Walk,
+    keys: list,
+    extra: list[x509.Certificate],
+    policy: Policy,
+    depth: int,
 ) -> MimeEntity | None:
+    der = box.pop()
     if len(der) > policy.max_input:
         raise MalformedError(
             f"CMS input of {len(der)} bytes is over the limit of {policy.max_input} bytes"
@@ -311,7 +383,7 @@ def _peel_cms(
         walk.layers.append(LAYER_NAME[kind])
         walk.encrypted_seen = True
         try:
-            result = cms.decrypt(der, keys, policy=policy)
+            result = cms.decrypt(der, keys, policy=policy, split_head=_head_length)
         except NoRecipientKeyError as exc:
             walk.recipients = cms.describe_recipients(der)
             walk.confidentiality = Confidentiality.UNDECIPHERABLE
@@ -333,11 +405,12 @@ def _peel_cms(
         walk.confidentiality = (
             Confidentiality.ENCRYPTED if result.authenticated else Confidentiality.ENCRYPTED_LEGACY
         )
-        box, ect = [result.content], result.econtent_type
+        del der  # the ciphertext is not needed any more (large messages)
+        box, ect, head = [result.content], result.econtent_type, result.head
         del result  # the content now lives in `box` only: freed once parsed (large messages)
-        return _peel_content(box, ect, walk, keys, extra, policy, depth)
+        return _peel_content(box, ect, walk, keys, extra, policy, depth, head)
     if kind == "signed_data":
-        result = cms.verify_signed(der, extra_certificates=extra, policy=policy)
+        result = cms.verify_signed(der, extra_certificates=extra, policy=policy, content_view=True)
         walk.certificates.extend(result.certificates)
         if result.certs_only:
             walk.layers.append("certs-only")
@@ -352,37 +425,51 @@ def _peel_cms(
         del result  # the content now lives in `box` only: freed once parsed (large messages)
         return _peel_content(box, ect, walk, keys, extra, policy, depth)
     if kind == "data":
-        return _peel_content([cms.data_content(der)], "data", walk, keys, extra, policy, depth)
+        box = [cms.data_content(der)]
+        return _peel_content(box, "data", walk, keys, extra, policy, depth)
     raise UnsupportedError(f"CMS content type {kind} is not an S/MIME layer we read")
 
 
 def _peel_content(
-    box: list[bytes],
+    box: list[bytes | memoryview],
     econtent_type: str,
     walk: _Walk,
     keys: list,
     extra: list[x509.Certificate],
     policy: Policy,
     depth: int,
+    head: bytes = b"",
 ) -> MimeEntity | None:
     """Read the content of a layer, handed over in `box` so that no caller frame keeps it
-    alive once it is parsed: peak memory stays near three times a large message."""
+    alive once it is parsed: a large message is held at most twice at any time. `head` is
+    a MIME header section the decryption already split off the content."""
     content = box.pop()
-    if econtent_type not in ("data", "1.2.840.113549.1.7.1"):
+    is_data = econtent_type in ("data", "1.2.840.113549.1.7.1")
+    if head:
+        headers: tuple[tuple[str, str], ...] | None = None
+        if is_data:
+            try:
+                headers = split_entity(head)[0]
+            except MalformedError:
+                pass
+        if headers is not None:
+            return _peel([MimeEntity(headers, content)], walk, keys, extra, policy, depth + 1)
+        content = head + content  # not a MIME header after all: read the whole
+    if not is_data:
         # A bare CMS structure inside (some senders skip the MIME wrapper between layers).
-        return _peel_cms(content, walk, keys, extra, policy, depth + 1)
+        return _peel_cms([content], walk, keys, extra, policy, depth + 1)
     try:
-        inner = MimeEntity.parse(content)
+        headers, body = split_entity(content)
     except MalformedError:
         # Content that is not a MIME entity: a nested bare CMS, or opaque octets.
         if content[:1] == b"\x30":
             try:
-                return _peel_cms(content, walk, keys, extra, policy, depth + 1)
+                return _peel_cms([content], walk, keys, extra, policy, depth + 1)
             except MalformedError:
                 pass
         return MimeEntity.build("application/octet-stream", content)
     del content
-    return _peel(inner, walk, keys, extra, policy, depth + 1)
+    return _peel([MimeEntity(headers, body)], walk, keys, extra, policy, depth + 1)
 
 
 def _peel_multipart_signed(
@@ -416,7 +503,7 @@ def _peel_multipart_signed(
         walk.algorithms.extend(signer.algorithms)
     if not result.signers:
         walk.failure = "multipart/signed without a signer"
-    return _peel(MimeEntity.parse(signed_bytes), walk, keys, extra, policy, depth + 1)
+    return _peel([MimeEntity.parse(signed_bytes)], walk, keys, extra, policy, depth + 1)
 
 
 def _report(
@@ -495,7 +582,8 @@ def _report(
             checks=(Check("signature", Outcome.FAIL, signer.reason),),
         )
     assert signer.certificate is not None
-    others = [c for c in walk.certificates if c != signer.certificate]
+    own = signer.certificate
+    others = [c for c in walk.certificates if c is not own and c != own]
     verdict = trust.evaluate(
         signer.certificate,
         intermediates=others,

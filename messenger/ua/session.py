@@ -766,19 +766,18 @@ class ChatSession:
         else:
             data = bytes(buffer)  # type: ignore[call-overload]
         del buffer
-        entity = MimeEntity.build(
-            event.content_type or "application/octet-stream", data, event.headers
-        )
+        box = [
+            MimeEntity.build(event.content_type or "application/octet-stream", data, event.headers)
+        ]
         del data
         result = unprotect(
-            entity,
+            box.pop(),  # handed over whole: the ciphertext is freed once it is decrypted
             identity=self.identity,
             trust=self.trust,
             sender=self.peer_aor,
             at=at,
             extra_certificates=[self.peer_certificate] if self.peer_certificate else [],
         )
-        del entity
         report = result.report.to_json()
         message_id = event.message_id
         filename: str | None = None

@@ -36,6 +36,8 @@ def _walk(layer: TransactionLayer) -> float | None:
         for entry in table.values()
         if (d := entry.transaction.next_timer()) is not None
     ]
+    # completed non-INVITE server transactions over UDP wait out Timer J as plain entries
+    deadlines.extend(deadline for _, _, deadline in layer._completed.values())
     return min(deadlines, default=None)
 
 
@@ -84,6 +86,7 @@ def test_queue_agrees_with_a_walk_over_all_transactions(seed):
                 or layer.transaction(key).next_timer() != deadline
             }
             assert expected_due <= changed
+            assert all(deadline > now for _, _, deadline in layer._completed.values())
             fired_total += len(expected_due)
         layer.messages_to_send()
         layer.events()

@@ -135,7 +135,11 @@ def test_store_in_a_missing_folder_is_refused(tmp_path: Path):
         MessageStore(tmp_path / "missing" / DB_FILENAME)
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root may write anywhere")
+@pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() == 0,
+    reason="needs a non-root POSIX user: root ignores folder permissions "
+    "(the next test covers the same check for root)",
+)
 def test_unwritable_profile_folder_is_refused(tmp_path: Path):
     profile = tmp_path / "ro"
     profile.mkdir()
