@@ -86,6 +86,10 @@ _SDP = "application/sdp"
 ALLOW_WITH_SESSIONS = "INVITE, ACK, BYE, CANCEL, MESSAGE, OPTIONS"
 
 
+class _RelayUnusable(Exception):
+    """Our MSRP relay refused or could not be reached (the words are in the message)."""
+
+
 class SessionSetupError(Exception):
     """A session could not be set up: ``status`` is the SIP status that refused it (0 when
     no answer came or nothing could be sent), the text says why and what to do."""
@@ -214,6 +218,25 @@ class SessionManager:
             self._listeners[tls] = listener
             return listener
 
+    async def _path_through_relay(
+        self, session: SipSession, local_uri: MsrpUri, listener: MsrpListener
+    ) -> list[MsrpUri]:
+        """Our a=path: with a relay (RFC 4976) AUTH first, and its Use-Path goes first.
+
+        The chat that holds the relay connection is left on ``session.chat``.
+        """
+        if self.relay is None:
+            return [local_uri]
+        chat = self._chat(
+            session, local_uri=local_uri, remote_path=(local_uri,), active=True, listener=listener
+        )
+        session.chat = chat
+        try:
+            use_path = await chat.connect_relay(MSRP_CONNECT_TIMEOUT)
+        except (MsrpTransportError, MsrpError, OSError) as exc:
+            raise _RelayUnusable(str(exc)) from None
+        return [*use_path, local_uri]
+
     async def _local_uri(
         self, tls: bool, towards: str, *, passive: bool = True
     ) -> tuple[MsrpUri, MsrpListener]:
@@ -315,25 +338,12 @@ class SessionManager:
         local_uri, listener = await self._local_uri(use_tls, target.host)
         call_id_holder: list[str] = []
         session = SipSession(call_id="", peer=peer, direction="out", remote=target)
-        path: list[MsrpUri] = [local_uri]
-        if self.relay is not None:
-            # RFC 4976: AUTH first; the Use-Path the relay grants goes first in our a=path.
-            chat = self._chat(
-                session,
-                local_uri=local_uri,
-                remote_path=(local_uri,),
-                active=True,
-                listener=listener,
-            )
-            session.chat = chat
-            try:
-                use_path = await chat.connect_relay(MSRP_CONNECT_TIMEOUT)
-            except (MsrpTransportError, MsrpError, OSError) as exc:
-                await chat.close()
-                raise SessionSetupError(
-                    f"the MSRP relay {self.relay} cannot be used: {exc}"
-                ) from None
-            path = [*use_path, local_uri]
+        try:
+            path = await self._path_through_relay(session, local_uri, listener)
+        except _RelayUnusable as exc:
+            if session.chat is not None:
+                await session.chat.close()
+            raise SessionSetupError(f"the MSRP relay {self.relay} cannot be used: {exc}") from None
         offer = make_offer(path=[str(u) for u in path], tls=use_tls)
         body = offer.to_bytes()
         try:
@@ -864,25 +874,14 @@ class SessionManager:
         peer = session.peer
         invite = session.invite
         assert invite is not None
-        chat: ChatSession | None = None
-        path: list[MsrpUri] = [local_uri]
-        if self.relay is not None:
-            chat = self._chat(
-                session,
-                local_uri=local_uri,
-                remote_path=(local_uri,),
-                active=True,
-                listener=listener,
+        try:
+            path = await self._path_through_relay(session, local_uri, listener)
+        except _RelayUnusable as exc:
+            self._refuse_offer_for(
+                session, SdpNegotiationError(f"our MSRP relay cannot be used: {exc}")
             )
-            session.chat = chat
-            try:
-                use_path = await chat.connect_relay(MSRP_CONNECT_TIMEOUT)
-            except (MsrpTransportError, MsrpError, OSError) as exc:
-                self._refuse_offer_for(
-                    session, SdpNegotiationError(f"our MSRP relay cannot be used: {exc}")
-                )
-                return
-            path = [*use_path, local_uri]
+            return
+        chat = session.chat
         if session.state != "ringing":  # cancelled meanwhile
             await self._end_quietly(session, session.reason or "cancelled")
             return
