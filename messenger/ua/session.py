@@ -536,18 +536,14 @@ class ChatSession:
         self._transfers.pop(transfer.transfer_id, None)
         state = "complete" if delivered else "aborted" if cancelled else "failed"
         done = transfer.total if delivered else 0
-        self._emit(
-            TransferProgress(
-                at=self.clock(),
-                transfer_id=transfer.transfer_id,
-                peer=self.peer_aor,
-                direction="out",
-                filename=transfer.filename,
-                done=done,
-                total=transfer.total,
-                state=state,
-                reason=explanation if not delivered else "",
-            )
+        self._emit_progress(
+            transfer_id=transfer.transfer_id,
+            direction="out",
+            filename=transfer.filename,
+            done=done,
+            total=transfer.total,
+            state=state,
+            reason=explanation if not delivered else "",
         )
         if transfer.future is not None and not transfer.future.done():
             transfer.future.set_result(result)
@@ -557,22 +553,43 @@ class ChatSession:
     def _emit(self, event: Event) -> None:
         self._emit_event(event)
 
+    def _emit_progress(
+        self,
+        *,
+        transfer_id: str,
+        direction: str,
+        done: int,
+        total: int | None,
+        state: str,
+        filename: str | None = None,
+        reason: str = "",
+    ) -> None:
+        self._emit(
+            TransferProgress(
+                at=self.clock(),
+                transfer_id=transfer_id,
+                peer=self.peer_aor,
+                direction=direction,
+                filename=filename,
+                done=done,
+                total=total,
+                state=state,
+                reason=reason,
+            )
+        )
+
     def _progress(self, transfer: _Transfer, done: int, state: str, *, force: bool = False) -> None:
         step = (done * _PROGRESS_STEPS // transfer.total) if transfer.total else 0
         if not force and step == transfer.last_step:
             return
         transfer.last_step = step
-        self._emit(
-            TransferProgress(
-                at=self.clock(),
-                transfer_id=transfer.transfer_id,
-                peer=self.peer_aor,
-                direction=transfer.direction,
-                filename=transfer.filename,
-                done=done,
-                total=transfer.total or None,
-                state=state,
-            )
+        self._emit_progress(
+            transfer_id=transfer.transfer_id,
+            direction=transfer.direction,
+            filename=transfer.filename,
+            done=done,
+            total=transfer.total or None,
+            state=state,
         )
 
     def _on_session_event(self, event: SessionEvent) -> None:
@@ -601,18 +618,14 @@ class ChatSession:
             transfer = self._transfers.pop(event.message_id, None)
             if transfer is None:
                 transfer = _Transfer(event.message_id, None, event.total or 0, "in")
-            self._emit(
-                TransferProgress(
-                    at=self.clock(),
-                    transfer_id=event.message_id,
-                    peer=self.peer_aor,
-                    direction="in",
-                    filename=None,
-                    done=event.received,
-                    total=event.total,
-                    state="aborted",
-                    reason=f"{event.reason}; nothing of it was kept",
-                )
+            self._emit_progress(
+                transfer_id=event.message_id,
+                direction="in",
+                filename=None,
+                done=event.received,
+                total=event.total,
+                state="aborted",
+                reason=f"{event.reason}; nothing of it was kept",
             )
         elif isinstance(event, IncomingRefused):
             self._emit(
@@ -699,17 +712,13 @@ class ChatSession:
                         reason=f"a message from {self.peer_aor} could not be read: {exc}",
                     )
                 )
-                self._emit(
-                    TransferProgress(
-                        at=self.clock(),
-                        transfer_id=event.message_id,
-                        peer=self.peer_aor,
-                        direction="in",
-                        done=event.total,
-                        total=event.total,
-                        state="failed",
-                        reason=f"the message could not be read: {exc}",
-                    )
+                self._emit_progress(
+                    transfer_id=event.message_id,
+                    direction="in",
+                    done=event.total,
+                    total=event.total,
+                    state="failed",
+                    reason=f"the message could not be read: {exc}",
                 )
                 return
             message_id, content_type, content, report, filename, path = received
@@ -726,17 +735,13 @@ class ChatSession:
                     transport="msrp",
                 )
                 rowid = stored.rowid
-            self._emit(
-                TransferProgress(
-                    at=self.clock(),
-                    transfer_id=event.message_id,
-                    peer=self.peer_aor,
-                    direction="in",
-                    filename=filename,
-                    done=event.total,
-                    total=event.total,
-                    state="complete",
-                )
+            self._emit_progress(
+                transfer_id=event.message_id,
+                direction="in",
+                filename=filename,
+                done=event.total,
+                total=event.total,
+                state="complete",
             )
             self._emit(
                 MessageReceived(
