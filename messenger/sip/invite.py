@@ -36,9 +36,16 @@ from dataclasses import dataclass
 from .errors import SipParseError, SipTransactionError
 from .events import ResponseReceived, SipEvent, TransactionTerminated, TransactionTimeout
 from .headers import CSeq, Headers
-from .ids import BRANCH_MAGIC_COOKIE, new_tag
+from .ids import new_tag
 from .message import SipRequest, SipResponse
-from .transaction import TimerConfig, TransactionKey, _Transaction, client_key, server_key
+from .transaction import (
+    TimerConfig,
+    TransactionKey,
+    _Transaction,
+    checked_client_key,
+    client_key,
+    server_key,
+)
 
 __all__ = [
     "TIMER_D",
@@ -185,12 +192,7 @@ class InviteClientTransaction(_InviteTransaction):
     ) -> None:
         if request.method != "INVITE":
             raise SipTransactionError(f"{request.method} needs a non-INVITE transaction")
-        key = client_key(request)
-        if not key.branch.startswith(BRANCH_MAGIC_COOKIE):
-            raise SipTransactionError(f"branch {key.branch!r} lacks the z9hG4bK magic cookie")
-        if key.method != "INVITE":
-            raise SipTransactionError("CSeq method differs from the request method")
-        super().__init__(key, reliable, timers or TimerConfig())
+        super().__init__(checked_client_key(request), reliable, timers or TimerConfig())
         self.state = InviteState.CALLING
         self.request = request
         self._wire = request.to_bytes()

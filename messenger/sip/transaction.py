@@ -126,6 +126,17 @@ def server_key(request: SipRequest) -> TransactionKey:
     return TransactionKey(legacy, method, via.sent_by)
 
 
+def checked_client_key(request: SipRequest) -> TransactionKey:
+    """The key of a request we are about to send, which must be fit for a transaction:
+    an RFC 3261 branch (magic cookie) and a CSeq method equal to the request method."""
+    key = client_key(request)
+    if not key.branch.startswith(BRANCH_MAGIC_COOKIE):
+        raise SipTransactionError(f"branch {key.branch!r} lacks the z9hG4bK magic cookie")
+    if key.method != request.method:
+        raise SipTransactionError("CSeq method differs from the request method")
+    return key
+
+
 class _Transaction(ABC):
     """Timers, outbox and events shared by both transaction kinds."""
 
@@ -204,12 +215,7 @@ class ClientTransaction(_Transaction):
     ) -> None:
         if request.method in ("INVITE", "ACK"):
             raise SipTransactionError(f"{request.method} needs no non-INVITE transaction")
-        key = client_key(request)
-        if not key.branch.startswith(BRANCH_MAGIC_COOKIE):
-            raise SipTransactionError(f"branch {key.branch!r} lacks the z9hG4bK magic cookie")
-        if key.method != request.method:
-            raise SipTransactionError("CSeq method differs from the request method")
-        super().__init__(key, reliable, timers or TimerConfig())
+        super().__init__(checked_client_key(request), reliable, timers or TimerConfig())
         self.request = request
         self._wire = request.to_bytes()
         self._interval = self.timers.t1
