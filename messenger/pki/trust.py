@@ -71,6 +71,8 @@ from .verdict import (
 __all__ = [
     "ACTIONS",
     "USAGES",
+    "VERDICT_REUSE",
+    "CachingTrustStore",
     "Decision",
     "LearnedCertificate",
     "Pin",
@@ -407,6 +409,8 @@ class TrustStore:
         self._distrusted: list[Decision] = []
         self._learned: list[LearnedCertificate] = []
         self._decisions: list[Decision] = []
+        #: Bumped by every change that can alter a verdict (see `CachingTrustStore`).
+        self._revision = 0
 
     def __repr__(self) -> str:
         return (
@@ -422,11 +426,13 @@ class TrustStore:
             raise TypeError("add_anchor takes an x509.Certificate")
         if certificate not in self._anchors:
             self._anchors.append(certificate)
+            self._revision += 1
 
     def remove_anchor(self, certificate: x509.Certificate) -> None:
         """Stop trusting `certificate` as an anchor (no error when it was not one)."""
         if certificate in self._anchors:
             self._anchors.remove(certificate)
+            self._revision += 1
 
     @property
     def anchors(self) -> tuple[x509.Certificate, ...]:
@@ -439,6 +445,7 @@ class TrustStore:
             raise TypeError("add_crl takes an x509.CertificateRevocationList")
         if crl not in self._crls:
             self._crls.append(crl)
+            self._revision += 1
 
     @property
     def crls(self) -> tuple[x509.CertificateRevocationList, ...]:
@@ -449,6 +456,7 @@ class TrustStore:
     def _log(self, aor: str, sha256: str, action: str, now: datetime, note: str) -> Decision:
         decision = Decision(aor, sha256, action, require_utc(now), note)
         self._decisions.append(decision)
+        self._revision += 1  # every decision changes what `evaluate` may answer
         return decision
 
     def pin(
@@ -464,6 +472,7 @@ class TrustStore:
             for d in self._distrusted
             if not (uri_equal(d.aor, key) and d.sha256 == decision.sha256)
         ]
+        self._revision += 1  # again, now that the pins changed
         return decision
 
     def unpin(self, aor: str, *, now: datetime, note: str = "") -> Decision | None:
@@ -472,6 +481,7 @@ class TrustStore:
         if found is None:
             return None
         self._pins.remove(found)
+        self._revision += 1
         return self._log(found.aor, found.sha256, "unpin", now, note)
 
     def distrust(
@@ -487,6 +497,7 @@ class TrustStore:
             d for d in self._distrusted if not (uri_equal(d.aor, key) and d.sha256 == sha)
         ]
         self._distrusted.append(decision)
+        self._revision += 1  # again, now that the pins and distrusts changed
         return decision
 
     def record_decision(
@@ -543,6 +554,7 @@ class TrustStore:
         key = _canonical_aor(aor)
         self._learned = [entry for entry in self._learned if not uri_equal(entry.aor, key)]
         self._learned.append(LearnedCertificate(key, certificate, require_utc(now)))
+        self._revision += 1
 
     def learned(self, aor: str) -> x509.Certificate | None:
         """The certificate last learned for `aor`, or None."""
@@ -1081,3 +1093,78 @@ def _pin_check(
         Outcome.UNKNOWN,
         f"no certificate pinned for {target} (fingerprint {format_fingerprint(fingerprint)})",
     )
+
+
+#: How long after the moment of one verdict the same question may reuse it (CRLs and
+#: validity change on a scale of hours; a user's decision takes effect at once).
+VERDICT_REUSE = timedelta(seconds=30)
+_MAX_VERDICTS = 4096
+
+
+def _position(moment: datetime | None, certificate: x509.Certificate) -> str:
+    if moment is None:
+        return "none"
+    if moment < certificate.not_valid_before_utc:
+        return "before"
+    if moment > certificate.not_valid_after_utc:
+        return "after"
+    return "inside"
+
+
+class CachingTrustStore(TrustStore):
+    """A `TrustStore` that answers a repeated question from its last verdict.
+
+    A busy conversation brings the same signer certificate again and again; validating its
+    path each time costs more than decrypting and verifying the message. A verdict is
+    reused for a question asked within `VERDICT_REUSE` after it (measured on `at`, the
+    moment of verification, so time stays a parameter), keyed by everything it depends
+    on: the certificate, the intermediates offered, the sender, the usage, the RSA floor,
+    where `at` and the signing time fall relative to the validity, and the store's
+    revision, which every change (anchors, CRLs, pins, distrust, decisions, learned
+    certificates) moves on.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._verdicts: dict[tuple, tuple[datetime, TrustVerdict]] = {}
+
+    def evaluate(
+        self,
+        certificate: x509.Certificate,
+        *,
+        intermediates: Sequence[x509.Certificate] = (),
+        sender: str | None,
+        at: datetime,
+        signing_time: datetime | None = None,
+        usage: str = "signing",
+        min_rsa_bits: int = 2048,
+    ) -> TrustVerdict:
+        signing_position = _position(signing_time, certificate)
+        if signing_time is not None and signing_time > at + SIGNING_CLOCK_SKEW:
+            signing_position = "future"
+        key = (
+            self._revision,
+            certificate.public_bytes(serialization.Encoding.DER),
+            tuple(c.public_bytes(serialization.Encoding.DER) for c in intermediates),
+            sender,
+            usage,
+            min_rsa_bits,
+            _position(at, certificate),
+            signing_position,
+        )
+        cached = self._verdicts.get(key)
+        if cached is not None and timedelta(0) <= at - cached[0] <= VERDICT_REUSE:
+            return cached[1]
+        verdict = super().evaluate(
+            certificate,
+            intermediates=intermediates,
+            sender=sender,
+            at=at,
+            signing_time=signing_time,
+            usage=usage,
+            min_rsa_bits=min_rsa_bits,
+        )
+        if len(self._verdicts) >= _MAX_VERDICTS:
+            self._verdicts.clear()
+        self._verdicts[key] = (at, verdict)
+        return verdict

@@ -51,7 +51,7 @@ from messenger.net.sip_transport import (
     server_tls_context,
 )
 from messenger.pki.identity import Identity
-from messenger.pki.trust import TrustStore
+from messenger.pki.trust import CachingTrustStore, TrustStore
 from messenger.pki.verdict import Authenticity, certificate_sha256
 from messenger.sip.address import Address
 from messenger.sip.digest import build_authorization, parse_challenges, select_challenge
@@ -91,7 +91,6 @@ from messenger.ua.store import (
     StoreError,
     UnknownMessageError,
 )
-from messenger.ua.trust_cache import CachingTrustStore
 
 __all__ = [
     "AccountConfig",

@@ -11,13 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from messenger.net.sip_transport import Peer
-from messenger.pki.trust import TrustStore
+from messenger.pki.trust import CachingTrustStore, TrustStore
 from messenger.sip.message import SipRequest
 from messenger.ua import pipeline
 from messenger.ua.agent import Listen, UserAgent
 from messenger.ua.commit import IncomingCommits
 from messenger.ua.store import MessageStore, StoreError
-from messenger.ua.trust_cache import CachingTrustStore
 
 ALICE = "sip:alice@example.test"
 BOB = "sip:bob@example.test"
@@ -150,6 +149,9 @@ def test_verdict_cache_is_forgotten_when_trust_changes(pki):
         store.distrust(ALICE, pki.alice.certificate, now=pki.now)
         after = store.evaluate(pki.alice.certificate, sender=ALICE, at=pki.now)
         assert len(calls) == 3 and after.authenticity != first.authenticity
+        # a question asked past the reuse window is answered afresh
+        store.evaluate(pki.alice.certificate, sender=ALICE, at=pki.now + timedelta(minutes=1))
+        assert len(calls) == 4
     finally:
         TrustStore.evaluate = original
 
