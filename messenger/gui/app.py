@@ -139,14 +139,14 @@ async def _run_window(config, folder: Path, settings) -> int:
 
 def main_profile(profile: Path | None = None) -> int:
     """Open the window for the user's own profile (the wizard on first run)."""
-    from messenger.gui.profile import (
+    from messenger.gui.wizard import FirstRunWizard
+    from messenger.ua.profile import (
         IDENTITY_DIR,
         ProfileError,
         account_config,
         default_profile_dir,
         load_settings,
     )
-    from messenger.gui.wizard import FirstRunWizard
 
     app = create_application()
     folder = Path(profile) if profile is not None else default_profile_dir()

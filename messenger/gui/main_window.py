@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
 
 from messenger.gui.agent_bridge import AgentBridge
 from messenger.gui.certificate_viewer import CertificateViewer
-from messenger.gui.certificates import find_certificate
 from messenger.gui.composer import Composer
 from messenger.gui.contact_header import ContactHeader, KeyChangeBanner, VerifyDialog
 from messenger.gui.conversation_list_model import ConversationListModel, display_peer
@@ -448,7 +447,7 @@ class MainWindow(QMainWindow):
             return
         message, sha = pending
         was_visible = self.banner.isVisible()
-        certificate = find_certificate(self.agent, self.peer, sha)
+        certificate = self.agent.find_certificate(self.peer, sha)
         self.banner.show_for(
             self.peer or "", sha, (message.report or {}).get("reason", ""), certificate is not None
         )
@@ -467,7 +466,7 @@ class MainWindow(QMainWindow):
         pending = self._pending_key_change()
         if pending is None or self.peer is None:
             return
-        certificate = find_certificate(self.agent, self.peer, pending[1])
+        certificate = self.agent.find_certificate(self.peer, pending[1])
         if certificate is None:
             self.notice_bar.show_notice(
                 "error", "The new certificate is not known here, so no decision can be stored."
@@ -662,7 +661,7 @@ class MainWindow(QMainWindow):
             return None
         pending = self._pending_key_change()
         if pending is not None:
-            found = find_certificate(self.agent, self.peer, pending[1])
+            found = self.agent.find_certificate(self.peer, pending[1])
             if found is not None:
                 return found
         return self.agent.peer_certificate(self.peer)

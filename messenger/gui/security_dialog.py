@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 )
 
 from messenger.gui.certificate_viewer import CertificateViewer
-from messenger.gui.certificates import find_certificate
 from messenger.gui.resources import state_icon
 from messenger.gui.states import StateStyle, authenticity_style, confidentiality_style
 from messenger.smime.errors import SmimeError
@@ -309,7 +308,7 @@ class SecurityDialog(QDialog):
         cert = None
         peer = self.message.peer
         if self.bridge is not None:
-            cert = find_certificate(self.bridge.agent, peer, summary.get("sha256", ""))
+            cert = self.bridge.agent.find_certificate(peer, summary.get("sha256", ""))
         viewer = CertificateViewer(
             cert,
             summary=summary,

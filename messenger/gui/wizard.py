@@ -25,12 +25,6 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from messenger.gui.profile import (
-    IDENTITY_DIR,
-    AccountSettings,
-    add_trust_anchor,
-    save_settings,
-)
 from messenger.pki.authority import load_authority
 from messenger.pki.errors import PkiError, WrongPassphraseError
 from messenger.pki.identity import (
@@ -38,6 +32,12 @@ from messenger.pki.identity import (
     create_identity,
     identity_from_pkcs12,
     save_identity,
+)
+from messenger.ua.profile import (
+    IDENTITY_DIR,
+    AccountSettings,
+    add_trust_anchor,
+    save_settings,
 )
 
 __all__ = ["AccountForm", "AccountSettingsDialog", "FirstRunWizard"]

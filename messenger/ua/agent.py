@@ -967,6 +967,25 @@ class UserAgent:
 
     # -- sending -------------------------------------------------------------------------
 
+    def find_certificate(self, peer: str | None, sha256: str) -> x509.Certificate | None:
+        """The certificate with this SHA-256 among those known for ``peer`` (its learned
+        history, the one to encrypt to, the pinned one), the trust anchors and our own
+        chain; None when none matches. Faces use it to open what a report names."""
+        sha256 = sha256.replace(":", "").lower()
+        candidates: list[x509.Certificate] = []
+        if peer:
+            for _at, der in self.store.certificate_history(peer):
+                try:
+                    candidates.append(x509.load_der_x509_certificate(der))
+                except ValueError:
+                    continue
+            for cert in (self.peer_certificate(peer), self.trust.pinned(peer)):
+                if cert is not None:
+                    candidates.append(cert)
+        candidates.extend(self.trust.anchors)
+        candidates.extend((self.identity.certificate, *self.identity.chain))
+        return next((c for c in candidates if certificate_sha256(c) == sha256), None)
+
     def peer_certificate(self, peer: str) -> x509.Certificate | None:
         """The certificate to encrypt to for ``peer``: pinned, else learned."""
         if peer in self._peer_certs:

@@ -43,7 +43,7 @@ MESSENGER = r"""
 import asyncio, sys
 from pathlib import Path
 from messenger.gui.app import create_application, run_on_qt_loop
-from messenger.gui.profile import IDENTITY_DIR, account_config, load_settings
+from messenger.ua.profile import IDENTITY_DIR, account_config, load_settings
 from messenger.pki.identity import load_identity
 
 folder = Path(sys.argv[1])
@@ -72,8 +72,8 @@ sys.exit(run_on_qt_loop(app, main()))
 
 
 def _profile(folder: Path) -> None:
-    from messenger.gui.profile import IDENTITY_DIR, AccountSettings, save_settings
     from messenger.pki.identity import create_identity, save_identity
+    from messenger.ua.profile import IDENTITY_DIR, AccountSettings, save_settings
 
     identity = create_identity("sip:alice@example.test", now=datetime.now(UTC))
     save_identity(identity, folder / IDENTITY_DIR, None)

@@ -17,7 +17,6 @@ from messenger.gui.certificate_viewer import (
 )
 from messenger.gui.composer import Composer, plan_for
 from messenger.gui.contact_header import comparison_code
-from messenger.gui.profile import AccountSettings, load_settings
 from messenger.gui.resources import resources_dir, state_icon
 from messenger.gui.security_dialog import cms_structure, split_sip
 from messenger.gui.states import (
@@ -33,6 +32,7 @@ from messenger.pki.identity import create_identity, load_identity
 from messenger.pki.verdict import Authenticity
 from messenger.smime.protect import protect
 from messenger.smime.report import Confidentiality
+from messenger.ua.profile import AccountSettings, load_settings
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -224,7 +224,7 @@ def test_unprotected_parts_are_drawn_outside_the_frame(qtbot):
 
 
 def test_account_settings_become_the_agent_configuration(tmp_path):
-    from messenger.gui.profile import account_config
+    from messenger.ua.profile import account_config
 
     identity = create_identity("sip:alice@example.test", now=NOW)
     settings = AccountSettings(

@@ -10,9 +10,9 @@ from PySide6.QtWidgets import QApplication
 from messenger import cli
 from messenger.gui import app as gui_app
 from messenger.gui.main_window import MainWindow
-from messenger.gui.profile import IDENTITY_DIR, AccountSettings, save_settings
 from messenger.gui.wizard import FirstRunWizard
 from messenger.pki.identity import create_identity, save_identity
+from messenger.ua.profile import IDENTITY_DIR, AccountSettings, save_settings
 
 
 def _profile(folder, passphrase: bytes | None) -> None:
