@@ -193,7 +193,6 @@ def cmd_smime_protect(args: argparse.Namespace) -> int:
 
 
 def _trust_store(args: argparse.Namespace, now: datetime):
-    from cryptography import x509
 
     from messenger.pki.trust import TrustStore
     from messenger.pki.verdict import certificate_uris
@@ -212,16 +211,7 @@ def _trust_store(args: argparse.Namespace, now: datetime):
             )
         for uri in uris:
             store.pin(uri, cert, now=now)
-    for path in getattr(args, "crl", []) or []:
-        data = _read_bytes(path)
-        try:
-            crl = (
-                x509.load_pem_x509_crl(data)
-                if data.lstrip().startswith(b"-----")
-                else x509.load_der_x509_crl(data)
-            )
-        except ValueError as exc:
-            raise UsageError(f"{path} is not a CRL: {exc}") from None
+    for crl in _crls(getattr(args, "crl", []) or []):
         store.add_crl(crl)
     return store
 
@@ -286,131 +276,6 @@ def cmd_smime_inspect(args: argparse.Namespace) -> int:
 # -- messenger inspect --------------------------------------------------------------------
 
 #: Headers of a SIP message that describe its body as a MIME entity (RFC 3261 20.11-20.15).
-_BODY_HEADERS = ("Content-Transfer-Encoding", "Content-Disposition", "Content-Encoding")
-
-
-def inspect_sip(
-    data: bytes,
-    *,
-    identity=None,
-    trust=None,
-    at: datetime,
-    extra_certificates: Sequence = (),
-) -> dict:
-    """Decode one SIP request or response into its layers: the SIP envelope, the body's
-    S/MIME structure, the security report, carried certificates, the CPIM wrapper and
-    the innermost content. Raises `SipParseError` when ``data`` is not a SIP message;
-    problems inside the body are listed under ``problems`` instead of raised."""
-    from cryptography import x509
-
-    from messenger.im.cpim import parse_cpim
-    from messenger.im.errors import ImError
-    from messenger.im.imdn import imdn_of
-    from messenger.pki.verdict import CertificateSummary
-    from messenger.sip.errors import SipParseError
-    from messenger.sip.message import SipRequest, parse_message
-    from messenger.smime.errors import SmimeError
-    from messenger.smime.inspect import describe
-    from messenger.smime.mime import MimeEntity
-    from messenger.smime.protect import unprotect
-
-    msg = parse_message(data)
-    sip: dict = {"start_line": msg.start_line(), "headers": [[n, v] for n, v in msg.headers]}
-    if isinstance(msg, SipRequest):
-        sip.update(kind="request", method=msg.method, uri=msg.uri)
-    else:
-        sip.update(kind="response", status=msg.status, reason_phrase=msg.reason)
-    try:
-        sip["call_id"] = msg.call_id
-        sip["cseq"] = str(msg.cseq)
-        # The party that wrote the body: the sender of a request, the answerer of a response.
-        sender = (msg.from_address if isinstance(msg, SipRequest) else msg.to_address).uri
-    except SipParseError:
-        sender = None
-    out: dict = {
-        "sip": sip,
-        "body": None,
-        "structure": None,
-        "report": None,
-        "certificates": [],
-        "cpim": None,
-        "imdn": None,
-        "content": None,
-        "problems": [],
-    }
-    if not msg.body:
-        return out
-    ctype = msg.content_type or "application/octet-stream"
-    out["body"] = {"content_type": ctype, "size": len(msg.body)}
-    extra_headers = [(n, v) for n in _BODY_HEADERS if (v := msg.headers.get(n)) is not None]
-    entity = MimeEntity.build(ctype, msg.body, extra_headers)
-    try:
-        out["structure"] = describe(entity)
-    except SmimeError as exc:
-        out["problems"].append(f"body structure: {exc}")
-    try:
-        opened = unprotect(
-            entity,
-            identity=identity,
-            trust=trust,
-            sender=sender,
-            at=at,
-            extra_certificates=extra_certificates,
-        )
-    except SmimeError as exc:
-        out["problems"].append(f"body cannot be opened: {exc}")
-        return out
-    report = opened.report
-    out["report"] = report.to_json()
-    for der in report.certificates:
-        try:
-            summary = CertificateSummary.of(x509.load_der_x509_certificate(der)).to_json()
-        except ValueError as exc:
-            summary = {"error": f"unreadable certificate: {exc}"}
-        out["certificates"].append(summary)
-    inner = opened.entity
-    if inner is None:
-        return out
-    try:
-        content = inner.decoded_body()
-    except SmimeError as exc:
-        out["problems"].append(f"content: {exc}")
-        return out
-    content_type = str(inner.content_type)
-    if inner.content_type.mime_type == "message/cpim":
-        try:
-            cpim = parse_cpim(content)
-        except ImError as exc:
-            out["problems"].append(f"CPIM wrapper: {exc}")
-        else:
-            out["cpim"] = {
-                "headers": [[n, v] for n, v in cpim.headers],
-                "from": cpim.from_uri,
-                "to": list(cpim.to_uris),
-                "datetime": cpim.datetime.isoformat().replace("+00:00", "Z"),
-                "message_id": cpim.message_id,
-                "disposition_notification": list(cpim.disposition_notification),
-                "content_type": cpim.content_type,
-            }
-            content, content_type = cpim.body, cpim.content_type or "text/plain"
-            if content_type.split(";")[0].strip().lower() == "message/imdn+xml":
-                try:
-                    note = imdn_of(cpim)
-                except ImError as exc:
-                    out["problems"].append(f"IMDN: {exc}")
-                else:
-                    out["imdn"] = {
-                        "message_id": note.message_id,
-                        "datetime": note.datetime.isoformat().replace("+00:00", "Z"),
-                        "kind": note.kind,
-                        "status": note.status,
-                        "recipient_uri": note.recipient_uri,
-                    }
-    shown: dict = {"content_type": content_type, "size": len(content)}
-    if content_type.split(";")[0].strip().lower().startswith(("text/", "message/imdn")):
-        shown["text"] = content.decode("utf-8", errors="replace")
-    out["content"] = shown
-    return out
 
 
 def _render_inspection(doc: dict) -> str:
@@ -473,6 +338,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     store = _trust_store(args, at)
     extra = _certificates(args.certfile)
     try:
+        from messenger.ua.inspect import inspect_sip
+
         doc = inspect_sip(data, identity=identity, trust=store, at=at, extra_certificates=extra)
     except SipParseError as exc:
         where = "standard input" if args.input == "-" else args.input
@@ -562,10 +429,9 @@ def _crls(paths: Sequence[str]) -> list:
 
 
 def _default_profile(aor: str) -> Path:
-    import os
+    from messenger.ua.profile import data_dir
 
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "messenger" / "profiles" / aor.replace(":", "_").replace("/", "_")
+    return data_dir() / "profiles" / aor.replace(":", "_").replace("/", "_")
 
 
 def _local_host_towards(host: str) -> str:

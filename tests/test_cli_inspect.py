@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from messenger.cli import inspect_sip, main
+from messenger.cli import main
 from messenger.im.cpim import CpimMessage
 from messenger.im.imdn import build_imdn
 from messenger.pki.authority import create_authority
@@ -23,6 +23,7 @@ from messenger.sip.errors import SipParseError
 from messenger.sip.message import SipRequest, SipResponse
 from messenger.smime.mime import MimeEntity
 from messenger.smime.protect import certs_only_entity, protect
+from messenger.ua.inspect import inspect_sip
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -39,13 +39,18 @@ class ProfileError(Exception):
     """The profile cannot be read or written; the message says what to do."""
 
 
+def data_dir() -> Path:
+    """The messenger's folder in the platform's data folder (``~/.local/share/messenger``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "messenger"
+
+
 def default_profile_dir() -> Path:
-    """``$MESSENGER_PROFILE``, else the platform's data folder (``~/.local/share/messenger``)."""
+    """``$MESSENGER_PROFILE``, else the window's profile in `data_dir`."""
     env = os.environ.get("MESSENGER_PROFILE")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "messenger" / "profile"
+    return data_dir() / "profile"
 
 
 @dataclass
