@@ -329,13 +329,23 @@ def children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int
     append = out.append
     pos = start
     while pos < end:
-        # Inline fast path: low tag number and a short definite length.
+        # Inline fast path: low tag number and a definite length of up to 0xFFFF (the
+        # same cases as `read`'s fast path, without the call).
         if pos + 2 <= end:
             ident = data[pos]
             lb = data[pos + 1]
-            if lb < 0x80 and ident & 0x1F != 0x1F:
-                s = pos + 2
-                e = s + lb
+            if ident & 0x1F != 0x1F:
+                if lb < 0x80:
+                    s = pos + 2
+                    e = s + lb
+                elif lb == 0x81 and pos + 3 <= end:
+                    s = pos + 3
+                    e = s + data[pos + 2]
+                elif lb == 0x82 and pos + 4 <= end:
+                    s = pos + 4
+                    e = s + (data[pos + 2] << 8 | data[pos + 3])
+                else:
+                    e = end + 1
                 if e <= end:
                     append((ident, s, e, e, pos))
                     pos = e

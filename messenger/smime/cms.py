@@ -439,12 +439,16 @@ def sign(
     rsa_pss: bool = False,
     econtent_type: str = "data",
     smime_capabilities: bool = True,
+    compact: bool = False,
 ) -> bytes:
     """DER ContentInfo(SignedData) over `content` with one SignerInfo (v1, issuer and
     serial): signed attributes contentType, signingTime, messageDigest,
     SMIMECapabilities, signingCertificateV2. `detached` leaves eContent out (for
     multipart/signed). Ed25519 always uses SHA-512 (RFC 8419). A naive `signing_time`
-    is taken as UTC. The certificates field holds the signer certificate, then `chain`."""
+    is taken as UTC. The certificates field holds the signer certificate, then `chain`.
+
+    `compact` is for a receiver that already holds the signer certificate (see
+    `sign_parts`)."""
     return b"".join(
         sign_parts(
             (content,),
@@ -458,6 +462,7 @@ def sign(
             rsa_pss=rsa_pss,
             econtent_type=econtent_type,
             smime_capabilities=smime_capabilities,
+            compact=compact,
         )
     )
 
@@ -475,11 +480,23 @@ def sign_parts(
     rsa_pss: bool = False,
     econtent_type: str = "data",
     smime_capabilities: bool = True,
+    compact: bool = False,
 ) -> list[bytes | memoryview]:
     """`sign` over the concatenation of `content`, given back as the pieces whose
     concatenation is the DER: the content pieces are the very objects passed in, so a
     large message is neither joined before signing nor copied into the structure until
-    the caller writes the pieces out (or encrypts them) once."""
+    the caller writes the pieces out (or encrypts them) once.
+
+    `compact` (for a receiver known to hold the signer certificate, so that a pager-mode
+    request fits UDP) leaves out what such a receiver already has:
+    - the signer is named by its subject key identifier (SignerInfo v3, RFC 5652 5.3)
+      instead of issuer and serial, when the certificate carries one; the receiver finds
+      the certificate it holds by that identifier;
+    - signingCertificateV2 names the certificate by its SHA-256 only (RFC 5035: the
+      optional issuerSerial left out); the binding to the exact certificate stays;
+    - no SMIMECapabilities (RFC 8551 2.5.2, a SHOULD): the receiver learnt them with our
+      certificate, on first contact, where they are always sent.
+    contentType, signingTime and messageDigest always stay."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
         digest = "sha512"
     if digest not in _DIGEST_ALG_ID:
@@ -493,27 +510,32 @@ def sign_parts(
     sig_alg, signer = _signer(key, digest, rsa_pss)
     ect = _type_oid(econtent_type)
     md = _digest(digest, content)
+    ski = f.ski_extension if compact else None
     attrs = [
         _attr_content_type(ect),
         _attr(_OID_SIGNING_TIME, asn1.encode_time(signing_time)),
         _attr(_OID_MESSAGE_DIGEST, octet_string(md)),
-        f.ess_attr,
+        f.ess_attr_compact if compact else f.ess_attr,
     ]
-    if smime_capabilities:
+    if smime_capabilities and not compact:
         attrs.append(_SMIME_CAPABILITIES_ATTR)
     signed_attrs = set_of(attrs)
     signature = signer(signed_attrs)
     digest_alg = _DIGEST_ALG_ID[digest]
     signer_info = seq(
-        b"\x02\x01\x01",
-        f.issuer_and_serial,
+        *(
+            (b"\x02\x01\x03", tlv(ctx(0, False), ski))  # subjectKeyIdentifier [0]
+            if ski is not None
+            else (b"\x02\x01\x01", f.issuer_and_serial)
+        ),
         digest_alg,
         b"\xa0" + signed_attrs[1:],  # [0] IMPLICIT SET OF Attribute
         sig_alg,
         octet_string(signature),
     )
     certs = _certificates_field(f, chain) if include_certificates else b""
-    version = b"\x02\x01\x01" if ect == _DATA_TYPE else b"\x02\x01\x03"
+    # RFC 5652 5.1: version 3 when a SignerInfo is v3 or the content is not id-data.
+    version = b"\x02\x01\x01" if ect == _DATA_TYPE and ski is None else b"\x02\x01\x03"
     head = version + tlv(SET, digest_alg)
     tail = certs + tlv(SET, signer_info)
     if detached:
@@ -699,11 +721,24 @@ class _Verifier:
             self._joined = b"".join(self.parts)
         return self._joined
 
-    def find_certificate(self, rid: Rid) -> CertFacts | None:
+    def find_certificate(self, rid: Rid, si: _SignerInfo | None = None) -> CertFacts | None:
+        """The certificate `rid` names. A subject key identifier names a key, which may be
+        in several certificates (a renewal that kept the key): the one the signed
+        signingCertificate(V2) attribute names is preferred, else the first."""
+        found = None
         for f in self.certificates:
             if f.matches(rid):
-                return f
-        return None
+                if found is None:
+                    found = f
+                    if rid.ski is None or si is None or si.attrs is None:
+                        return f
+                elif f is not found and f.der != found.der:
+                    try:
+                        self._check_signing_certificate(si, found)  # type: ignore[arg-type]
+                        return found
+                    except _Invalid:
+                        found = f
+        return found
 
     def check(self, si: _SignerInfo) -> SignerResult:
         algs = (si.digest.as_algorithm("digest"), si.sig_alg.as_algorithm("signature"))
@@ -717,7 +752,7 @@ class _Verifier:
                         signing_time = asn1.parse_time(st[0], self.data[st[1] : st[2]])
                     except MalformedError:
                         raise _Invalid("the signing time attribute is malformed") from None
-            cert = self.find_certificate(si.rid)
+            cert = self.find_certificate(si.rid, si)
             self._check(si, cert)
         except (UnsupportedError, UnsupportedAlgorithm) as exc:
             bad = _Invalid(f"unsupported: {exc}")
@@ -1012,6 +1047,7 @@ def encrypt(
     rsa_oaep: bool = True,
     random_bytes: Callable[[int], bytes] = os.urandom,
     content_type: str = "data",
+    compact: bool = False,
 ) -> bytes:
     """DER ContentInfo encrypting `content` to every certificate in `recipients`.
 
@@ -1028,6 +1064,7 @@ def encrypt(
         rsa_oaep=rsa_oaep,
         random_bytes=random_bytes,
         content_type=content_type,
+        compact=compact,
     )
 
 
@@ -1039,9 +1076,12 @@ def encrypt_parts(
     rsa_oaep: bool = True,
     random_bytes: Callable[[int], bytes] = os.urandom,
     content_type: str = "data",
+    compact: bool = False,
 ) -> bytes:
     """`encrypt` over the concatenation of the `content` pieces, which are encrypted one
-    after the other straight into the output (they are never joined)."""
+    after the other straight into the output (they are never joined).
+
+    `compact`: each RecipientInfo in its compact form (see `build_recipient_info`)."""
     row = BY_NAME.get(cipher) or BY_NAME.get(cipher.lower())
     if row is None or row.kind != "content-encryption" or row.mode not in ("gcm", "cbc"):
         raise ProtectError(
@@ -1053,7 +1093,7 @@ def encrypt_parts(
     iv = random_bytes(12 if row.mode == "gcm" else 16)
     if len(cek) != row.key_len or len(iv) != (12 if row.mode == "gcm" else 16):
         raise ProtectError("random_bytes returned the wrong number of bytes")
-    infos = [build_recipient_info(c, cek, rsa_oaep=rsa_oaep) for c in recipients]
+    infos = [build_recipient_info(c, cek, rsa_oaep=rsa_oaep, compact=compact) for c in recipients]
     ris = set_of(infos)
     n = sum(map(_nbytes, content))
     gcm = row.mode == "gcm"
@@ -1067,7 +1107,7 @@ def encrypt_parts(
         params = octet_string(iv)
         ct_len = (n // 16 + 1) * 16
         # RFC 5652 6.1: version 0 when every RecipientInfo is a v0 KeyTransRecipientInfo.
-        all_v0 = all(info[0] == SEQUENCE for info in infos)
+        all_v0 = all(info[0] == SEQUENCE and _version_of(info) == 0 for info in infos)
         version = b"\x02\x01\x00" if all_v0 else b"\x02\x01\x02"
         ci_oid = asn1.oid("1.2.840.113549.1.7.3")
         trailer_len = 0
@@ -1111,6 +1151,13 @@ def encrypt_parts(
     finally:
         out.release()
     return bio.getvalue()
+
+
+def _version_of(info: bytes) -> int:
+    """The leading INTEGER of a DER SEQUENCE (a KeyTransRecipientInfo's version)."""
+    _, s, e, _ = read(info, 0, len(info))
+    vs, ve, _ = expect(info, s, e, INTEGER, "RecipientInfo version")
+    return read_int(info, vs, ve)
 
 
 # --------------------------------------------------------------------------- decrypting

@@ -86,6 +86,16 @@ _PKCS7_HEADERS = {kind: _pkcs7_headers(kind) for kind in SMIME_TYPE}
 _PKCS7_HEAD = {
     kind: MimeEntity(headers, b"").head_bytes() for kind, headers in _PKCS7_HEADERS.items()
 }
+#: The header section of a signed-data entity inside an envelope, in the compact form:
+#: only the Content-Type with its smime-type (RFC 8551 3.2.2). RFC 8551 3.2.1 asks for the
+#: name parameter and a Content-Disposition filename (SHOULD) for compatibility with
+#: older, S/MIME-unaware readers; an inner layer only ever reaches an agent that has just
+#: decrypted the outer one, so they serve nothing there (the outer entity keeps them). No
+#: Content-Transfer-Encoding: the content of a CMS structure is octets, and binary,
+#: 8bit and 7bit all decode as the identity, so the default reads the same.
+_COMPACT_SIGNED_HEAD = MimeEntity(
+    (("Content-Type", str(ContentType(PKCS7_MIME, (("smime-type", "signed-data"),)))),), b""
+).head_bytes()
 
 
 def inner_entity(
@@ -118,6 +128,7 @@ def protect(
     signing_time: datetime,
     policy: Policy = DEFAULT_POLICY,
     random_bytes: Callable[[int], bytes] = os.urandom,
+    compact: bool | None = None,
 ) -> MimeEntity:
     """Sign (when `signer` is given), then encrypt to every recipient (when any).
 
@@ -128,7 +139,16 @@ def protect(
 
     `content` may be any bytes-like object: when it is signed or encrypted it is read
     where it lies (never copied, except text, which is put in canonical form).
+
+    `compact` (by default: whenever `include_certificates` is False, that is once the
+    peer is known to hold our certificate) writes the smallest form every receiver still
+    reads, so that a signed and encrypted pager-mode MESSAGE fits UDP: signer and
+    recipients named by subject key identifier, signingCertificateV2 by hash only, no
+    SMIMECapabilities (the peer has them from first contact), and a signed entity inside
+    an envelope with only its Content-Type (see `cms.sign_parts`).
     """
+    if compact is None:
+        compact = not include_certificates
     if signer is None and not recipients:
         return inner_entity(content, content_type, content_headers)
     body = _inner_body(content, content_type)
@@ -140,7 +160,9 @@ def protect(
     parts: list[bytes | memoryview]
     if signer is not None and multipart_signed:
         entity = MimeEntity(entity.headers, bytes(body))
-        entity = _sign_multipart(entity, signer, include_certificates, signing_time, policy)
+        entity = _sign_multipart(
+            entity, signer, include_certificates, signing_time, policy, compact
+        )
         if not recipients:
             return entity
         parts = [entity.head_bytes(), entity.body]
@@ -154,18 +176,22 @@ def protect(
             signing_time=signing_time,
             digest=policy.digest,
             rsa_pss=policy.rsa_pss,
+            compact=compact,
         )
         del entity
         if not recipients:
             return MimeEntity(_PKCS7_HEADERS["signed_data"], b"".join(der_parts))
-        parts = [_PKCS7_HEAD["signed_data"], *der_parts]
+        head = _COMPACT_SIGNED_HEAD if compact else _PKCS7_HEAD["signed_data"]
+        parts = [head, *der_parts]
         del der_parts
     else:
         parts = [entity.head_bytes(), body]
     del body
     cipher = cipher or policy.content_cipher
     try:
-        der = cms.encrypt_parts(parts, recipients, cipher=cipher, random_bytes=random_bytes)
+        der = cms.encrypt_parts(
+            parts, recipients, cipher=cipher, random_bytes=random_bytes, compact=compact
+        )
     except SmimeError:
         raise
     except ValueError as exc:
@@ -180,6 +206,7 @@ def _sign_multipart(
     include_certificates: bool,
     signing_time: datetime,
     policy: Policy,
+    compact: bool = False,
 ) -> MimeEntity:
     """multipart/signed: `entity` as the first part, a detached SignedData the second."""
     signed_bytes = entity.to_bytes()
@@ -193,6 +220,7 @@ def _sign_multipart(
         signing_time=signing_time,
         digest=policy.digest,
         rsa_pss=policy.rsa_pss,
+        compact=compact,
     )
     signature = MimeEntity.build(
         ContentType(PKCS7_SIGNATURE, (("name", "smime.p7s"),)),

@@ -104,7 +104,18 @@ class CertFacts:
     """What the core needs from one certificate, computed once: DER, issuer, serial,
     public key, subject key identifier, IssuerAndSerialNumber."""
 
-    __slots__ = ("_der", "_ess", "_ias", "_public_key", "_ski", "cert", "issuer", "serial")
+    __slots__ = (
+        "_der",
+        "_ess",
+        "_ess_compact",
+        "_ias",
+        "_public_key",
+        "_ski",
+        "_ski_ext",
+        "cert",
+        "issuer",
+        "serial",
+    )
 
     def __init__(self, cert: x509.Certificate, der: bytes | None = None) -> None:
         self.cert = cert
@@ -115,6 +126,8 @@ class CertFacts:
         self._ski: bytes | None = None
         self._ias: bytes | None = None
         self._ess: bytes | None = None
+        self._ess_compact: bytes | None = None
+        self._ski_ext: bytes | bool | None = False  # False: not looked up yet
 
     @property
     def der(self) -> bytes:
@@ -133,6 +146,20 @@ class CertFacts:
         if self._ski is None:
             self._ski = _subject_key_id(self.cert)
         return self._ski
+
+    @property
+    def ski_extension(self) -> bytes | None:
+        """The subjectKeyIdentifier extension's value, or None when the certificate has
+        none. Only a key identifier the certificate itself carries may name it in a
+        message: a receiver that does not derive one from the key would not find it."""
+        if self._ski_ext is False:
+            try:
+                self._ski_ext = self.cert.extensions.get_extension_for_class(
+                    x509.SubjectKeyIdentifier
+                ).value.digest
+            except (x509.ExtensionNotFound, ValueError):
+                self._ski_ext = None
+        return self._ski_ext  # type: ignore[return-value]
 
     @property
     def issuer_and_serial(self) -> bytes:
@@ -154,6 +181,19 @@ class CertFacts:
                 asn1.oid("1.2.840.113549.1.9.16.2.47"), asn1.tlv(0x31, seq(seq(ess_cert_id)))
             )
         return self._ess
+
+    @property
+    def ess_attr_compact(self) -> bytes:
+        """signingCertificateV2 with one ESSCertIDv2 holding only the certificate's
+        SHA-256 (RFC 5035: issuerSerial is OPTIONAL). The hash alone binds the
+        signature to this exact certificate, which is what the attribute is for; the
+        issuer name and serial only help a receiver find a certificate it is not given."""
+        if self._ess_compact is None:
+            ess_cert_id = seq(octet_string(hashlib.sha256(self.der).digest()))
+            self._ess_compact = seq(
+                asn1.oid("1.2.840.113549.1.9.16.2.47"), asn1.tlv(0x31, seq(seq(ess_cert_id)))
+            )
+        return self._ess_compact
 
     def matches(self, rid: Rid) -> bool:
         """Does the recipient or signer identifier name this certificate?"""
@@ -274,11 +314,25 @@ def build_recipient_info(
     *,
     rsa_oaep: bool = True,
     public_key: object | None = None,
+    compact: bool = False,
 ) -> bytes:
-    """The DER RecipientInfo that gives `cek` to the holder of `certificate`'s key."""
+    """The DER RecipientInfo that gives `cek` to the holder of `certificate`'s key.
+
+    `compact` (for pager mode, where every byte counts against the UDP limit):
+    - the recipient is named by the subject key identifier of its certificate (rKeyId,
+      or KeyTransRecipientInfo v2, RFC 5652 6.2) when the certificate carries one: 22
+      bytes instead of the issuer name and serial (often 60 to 150); the recipient holds
+      that certificate and matches it the same way. Otherwise by issuer and serial;
+    - the ephemeral EC key's algorithm parameters (the named curve) are left out, as
+      OpenSSL writes them: the curve is necessarily the recipient's own, so they say
+      nothing the recipient does not know (receivers, ours too, accept them absent)."""
     f = facts(certificate)
     pub = public_key if public_key is not None else f.public_key
+    ski = f.ski_extension if compact else None
     rid = f.issuer_and_serial
+    if ski is not None:
+        # kari: rKeyId [0] IMPLICIT RecipientKeyIdentifier ::= SEQUENCE { ski }
+        rid = asn1.tlv(ctx(0), octet_string(ski))
     if isinstance(pub, ec.EllipticCurvePublicKey):
         curve_oid = _CURVE_OID.get(pub.curve.name)
         if curve_oid is None:
@@ -289,7 +343,8 @@ def build_recipient_info(
         point = ec_eph.public_key().public_bytes(
             _serialization.Encoding.X962, _serialization.PublicFormat.UncompressedPoint
         )
-        originator = seq(_ID_EC_PUBLIC_KEY, asn1.oid(curve_oid)) + asn1.bit_string(point)
+        alg = seq(_ID_EC_PUBLIC_KEY) if compact else seq(_ID_EC_PUBLIC_KEY, asn1.oid(curve_oid))
+        originator = alg + asn1.bit_string(point)
         return _kari(originator, rid, wrap, _kek_and_wrap(z, wrap, cek))
     if isinstance(pub, x25519.X25519PublicKey):
         wrap = BY_NAME[WRAP_FOR_KEY_LEN[len(cek)]]
@@ -309,6 +364,8 @@ def build_recipient_info(
         else:
             pad, alg = padding.PKCS1v15(), _RSA_V15
         encrypted = pub.encrypt(cek, pad)
+        if ski is not None:  # subjectKeyIdentifier [0] IMPLICIT, version 2
+            return seq(b"\x02\x01\x02", asn1.tlv(ctx(0, False), ski), alg, octet_string(encrypted))
         return seq(b"\x02\x01\x00", rid, alg, octet_string(encrypted))
     kind = type(pub).__name__.removesuffix("PublicKey").removeprefix("_")
     hint = ""

@@ -6,6 +6,8 @@ import datetime as dt
 
 import pytest
 from asn1crypto import algos, cms, core
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from messenger.smime import algorithms, asn1
 from messenger.smime.errors import MalformedError
@@ -186,3 +188,36 @@ def test_algorithm_table() -> None:
     alg = algorithms.algorithm("key-wrap", "id-aes128-wrap")
     assert (alg.role, alg.oid) == ("key-wrap", "2.16.840.1.101.3.4.1.5")
     assert algorithms.digest_display("sha1") == "SHA-1"
+
+
+_TLVS = st.lists(
+    st.tuples(
+        st.sampled_from([0x02, 0x04, 0x06, 0x30, 0x31, 0xA0, 0x80, 0x1F]), st.binary(max_size=300)
+    ),
+    max_size=4,
+).map(lambda items: b"".join(asn1.hdr(tag, len(body)) + body for tag, body in items))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=600), _TLVS), st.binary(max_size=4), st.integers(0, 40))
+def test_children_agrees_with_reading_one_element_at_a_time(
+    data: bytes, tail: bytes, short: int
+) -> None:
+    """`children` (with its inline fast path for short and long definite lengths) gives
+    exactly what `read` gives element by element, or raises MalformedError as it does."""
+    data += tail
+    end = max(len(data) - short, 0)
+    expected: list[tuple[int, int, int, int, int]] | None = []
+    pos = 0
+    try:
+        while pos < end:
+            ident, s, e, nxt = asn1.read(data, pos, end)
+            expected.append((ident, s, e, nxt, pos))
+            pos = nxt
+    except MalformedError:
+        expected = None
+    try:
+        got: list[tuple[int, int, int, int, int]] | None = asn1.children(data, 0, end)
+    except MalformedError:
+        got = None
+    assert got == expected
