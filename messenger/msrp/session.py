@@ -17,6 +17,8 @@ never serialized ahead of the connection: a chunk body is written as a memoryvie
 the message. When `pull` is given a budget smaller than a chunk, the chunk is written as
 ``start-*/total`` and may be interrupted (ended with ``+``) to let a newer message through,
 then resumed with a new chunk (RFC 4975 section 5.1). `cancel` aborts a message with ``#``.
+A 413 for a message being sent (its receiver stopped it) stops it at once: a chunk of it
+being written ends with ``#`` and no further chunk goes out.
 
 Receiving: chunks go to a `Reassembler` (reordered, re-chunked, overlapping chunks; the
 total is checked against ``max_message_size`` before the buffer is allocated). Every SEND
@@ -27,7 +29,8 @@ gets its transaction response unless its Failure-Report says otherwise:
 400    malformed request or Byte-Range, a chunk contradicting its message
 403    From-Path does not end at the peer this session was negotiated with
 413    message total above ``max_message_size`` (before anything is allocated), too
-       many incomplete messages, or a chunk of a message already refused
+       many incomplete messages, or a chunk of a message already refused or stopped
+       by `refuse` (the receiver does not want the rest of it)
 415    Content-Type not in ``accept_types``
 481    the To-Path does not name this session
 501    unknown method
@@ -64,6 +67,7 @@ from .uri import MsrpUri
 
 __all__ = [
     "DEFAULT_SESSION_CHUNK_SIZE",
+    "STOPPED_BY_RECEIVER",
     "IncomingAborted",
     "IncomingMessage",
     "IncomingProgress",
@@ -85,6 +89,8 @@ DEFAULT_INCOMPLETE_TIMEOUT = 120.0
 _FAILURE_REPORT = ("yes", "no", "partial")
 _TID_ATTEMPTS = 16
 _REMEMBERED_REFUSED = 256
+#: The reason of the `IncomingAborted` of a message its receiver stopped (`refuse`).
+STOPPED_BY_RECEIVER = "stopped by the receiver"
 
 
 # -- events ------------------------------------------------------------------------------
@@ -164,7 +170,8 @@ class OutgoingDelivered(SessionEvent):
 class OutgoingFailed(SessionEvent):
     """An outgoing message did not go through: an error response or failure REPORT
     (``status`` as received), no response in time (408), cancelled by us (``status`` 0,
-    ``cancelled`` True), or the connection closed (``status`` 0)."""
+    ``cancelled`` True), or the connection closed (``status`` 0). ``stopped``: the receiver
+    stopped it part-way (a 413 after it had taken some of it, RFC 4975 section 10.5)."""
 
     message_id: str
     status: int
@@ -173,6 +180,7 @@ class OutgoingFailed(SessionEvent):
     sent: int
     total: int
     cancelled: bool = False
+    stopped: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,6 +247,7 @@ class _IncomingInfo:
     success_report: bool
     failure_report: str
     opened: float
+    from_path: str | None = None  # of its first chunk: where REPORTs about it go
     answered: bool = False  # at least one chunk was taken with 200
     reported: int = 0  # prefix covered by our last partial success REPORT
 
@@ -435,6 +444,39 @@ class MsrpSession:
         if out.sent > 0 and not out.done_sending and not open_here:
             self._control.append(self._abort_chunk(out))
         return [self._fail(out, 0, "", "the transfer was cancelled", cancelled=True)]
+
+    def refuse(self, message_id: str, *, now: float | None = None) -> list[SessionEvent]:
+        """Stop an incoming message part-way, as its receiver (RFC 4975 sections 7.1.2 and
+        10.5): what arrived of it is discarded, every further chunk of it is answered with
+        413 ("send no more of this message"), and when it asked for failure reports a
+        REPORT with status 413 tells the sender at once (a REPORT also crosses relays that
+        answer chunks themselves). Returns its `IncomingAborted`, or nothing when no such
+        message is arriving (never seen, already whole, or already ended)."""
+        if now is not None:
+            self._now = now
+        progress = self._reassembler.progress(message_id)
+        if progress is None:
+            return []
+        received, total = progress
+        prefix = self._reassembler.contiguous(message_id)
+        info = self._incoming.pop(message_id, None)
+        self._reassembler.discard(message_id)
+        self._refused[message_id] = 413
+        while len(self._refused) > _REMEMBERED_REFUSED:
+            self._refused.popitem(last=False)
+        if info is not None and info.failure_report == "yes" and not self._closed:
+            # Byte-Range: the bytes it had taken (and now discarded), when they start at 1
+            self._control.append(
+                self._report_bytes(
+                    message_id,
+                    413,
+                    total if prefix else None,
+                    None,
+                    prefix,
+                    to_path=info.from_path,
+                )
+            )
+        return [IncomingAborted(message_id, received, total, STOPPED_BY_RECEIVER)]
 
     def take_events(self) -> list[SessionEvent]:
         """Events that writing caused (a message sent without responses is delivered once
@@ -736,6 +778,7 @@ class MsrpSession:
                 (request.get("Success-Report") or "no").lower() == "yes",
                 (request.get("Failure-Report") or "yes").lower(),
                 self._now,
+                request.get("From-Path"),
             )
             self._incoming[message_id] = info
         info.answered = True
@@ -772,9 +815,12 @@ class MsrpSession:
         total: int | None,
         request: MsrpRequest | None,
         end: int | None = None,
+        *,
+        to_path: str | None = None,
     ) -> bytes:
         comment = {200: "OK", 408: "Request Timeout", 413: "Too Large"}.get(status, "Failed")
-        to_path = request.headers[1][1] if request is not None else self.to_path_text
+        if to_path is None:
+            to_path = request.headers[1][1] if request is not None else self.to_path_text
         headers: list[tuple[str, str]] = [
             ("To-Path", to_path),
             ("From-Path", str(self.local_uri)),
@@ -807,9 +853,27 @@ class MsrpSession:
                 out.reported_bytes = byte_range.end or 0
                 out.reported_at = self._now
             return events
+        if status.code == 413:
+            taken = byte_range is not None and (byte_range.end or 0) >= byte_range.start
+            events.append(self._refused_by_peer(out, 413, status.comment or "", taken=taken))
+            return events
         reason = f"the peer reported {status.code} {status.comment or ''}".rstrip()
         events.append(self._fail(out, status.code, status.comment or "", reason))
         return events
+
+    def _refused_by_peer(
+        self, out: _Outgoing, status: int, comment: str, *, taken: bool = False
+    ) -> OutgoingFailed:
+        """An error response or REPORT for one of our messages: it fails, and a chunk of it
+        being written ends with ``#``. A 413 after the receiver took part of it (its own
+        200s on a direct connection; through relays, which answer chunks themselves, its
+        success REPORTs or the Byte-Range of its failure REPORT) means the receiver
+        stopped it."""
+        taken = taken or out.reported_bytes > 0 or (len(self.to_path) == 1 and out.acked > 0)
+        if status == 413 and taken:
+            reason = f"the receiver stopped the message part-way ({status} {comment})"
+            return self._fail(out, status, comment, reason.replace(" )", ")"), stopped=True)
+        return self._fail(out, status, comment, _status_reason(status, comment))
 
     def _response(self, response: MsrpResponse) -> list[SessionEvent]:
         tid = response.transaction_id
@@ -841,8 +905,7 @@ class MsrpSession:
             self._transactions.pop(tid, None)
             return []
         if response.status != 200:
-            reason = _status_reason(response.status, response.comment)
-            return [self._fail(out, response.status, response.comment or "", reason)]
+            return [self._refused_by_peer(out, response.status, response.comment or "")]
         span = out.outstanding.pop(tid, None)
         if span is None:
             return []  # a second 200 for the same chunk (hop and end both answering)
@@ -874,6 +937,7 @@ class MsrpSession:
         reason: str,
         *,
         cancelled: bool = False,
+        stopped: bool = False,
     ) -> OutgoingFailed:
         if self._open is not None and self._open.outgoing is out:
             # stop mid-chunk: end it with "#" so the peer drops what it has; this end-line
@@ -882,7 +946,7 @@ class MsrpSession:
             self._open = None
         self._forget(out)
         return OutgoingFailed(
-            out.message_id, status, comment, reason, out.sent, out.total, cancelled
+            out.message_id, status, comment, reason, out.sent, out.total, cancelled, stopped
         )
 
     def _forget(self, out: _Outgoing) -> None:
