@@ -619,6 +619,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     config = _account(args, aor, identity, listens, profile)
     config.registrar = None
     config.sign = not args.no_sign
+    # one message and out: what an earlier run left pending waits for `messenger agent`
+    config.resend_pending = False
 
     async def send() -> int:
         try:

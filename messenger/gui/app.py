@@ -78,13 +78,15 @@ def run_on_qt_loop(app: QApplication, coro: Coroutine[Any, Any, int]) -> int:
 def _load_identity(folder: Path):
     """The profile's identity, asking for the passphrase until it opens or the user
     cancels (None)."""
-    from messenger.pki.errors import PkiError, WrongPassphraseError
-    from messenger.pki.identity import load_identity
+    from messenger.ua.identities import IdentityError, WrongPassphrase, load_identity
 
     try:
         return load_identity(folder, None)
-    except WrongPassphraseError:
+    except WrongPassphrase:
         pass
+    except IdentityError as exc:
+        QMessageBox.critical(None, "Identity unreadable", f"{_sentence(exc)}.")
+        return None
     prompt = f"Passphrase for your key in {folder}:"
     while True:
         text, ok = QInputDialog.getText(
@@ -94,19 +96,19 @@ def _load_identity(folder: Path):
             return None
         try:
             return load_identity(folder, text.encode())
-        except WrongPassphraseError:
+        except WrongPassphrase:
             prompt = (
                 "That passphrase does not open your key. Type it again (it is case-"
                 "sensitive), or Cancel to quit:"
             )
-        except PkiError as exc:
-            QMessageBox.critical(
-                None,
-                "Identity unreadable",
-                f"Your identity in {folder} cannot be read: {exc}. Restore it from a backup "
-                "or move the profile away to run the first-run wizard again.",
-            )
+        except IdentityError as exc:
+            QMessageBox.critical(None, "Identity unreadable", f"{_sentence(exc)}.")
             return None
+
+
+def _sentence(exc: BaseException) -> str:
+    text = str(exc)
+    return text[:1].upper() + text[1:]
 
 
 async def _run_window(config, folder: Path, settings) -> int:

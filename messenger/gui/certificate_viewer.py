@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from messenger.pki.trust import format_fingerprint
 from messenger.pki.verdict import CertificateSummary
+from messenger.ua.identities import format_fingerprint
 
 __all__ = ["CertificateViewer", "certificate_fields", "grouped_fingerprint"]
 

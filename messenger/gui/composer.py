@@ -101,9 +101,11 @@ class _Edit(QPlainTextEdit):
 
 
 class Composer(QWidget):
-    """Emits sendRequested(text, sign, encrypt) when the user sends."""
+    """Emits sendRequested(text, sign, encrypt) when the user sends, and
+    fileRequested(sign, encrypt) when the user asks to send a file."""
 
     sendRequested = Signal(str, bool, bool)
+    fileRequested = Signal(bool, bool)
     modeChanged = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -123,6 +125,9 @@ class Composer(QWidget):
         row.addWidget(mode_label)
         row.addWidget(self.mode)
         row.addStretch(1)
+        self.session_label = QLabel()
+        self.session_label.setObjectName("composerSession")
+        row.addWidget(self.session_label)
         layout.addLayout(row)
         row = QHBoxLayout()
         self.plan_icon = QLabel()
@@ -141,13 +146,27 @@ class Composer(QWidget):
         self.edit.setTabChangesFocus(True)
         self.send_button = QPushButton("&Send")
         self.send_button.setAccessibleName("Send the message")
+        self.file_button = QPushButton("Send &file…")
+        self.file_button.setObjectName("composerFile")
+        self.file_button.setAccessibleName("Send a file")
+        self.file_button.setAccessibleDescription(
+            "Choose a file; it is protected as the protection mode says and sent over a "
+            "session with the contact (Ctrl+Shift+F)"
+        )
+        self.file_button.setToolTip("Send a file, protected as chosen above (Ctrl+Shift+F)")
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.file_button)
         row.addWidget(self.edit, 1)
-        row.addWidget(self.send_button)
+        row.addLayout(buttons)
         layout.addLayout(row)
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.send_button.clicked.connect(self.send)
+        self.file_button.clicked.connect(self.request_file)
         self.edit.submit.connect(self.send)
+        self.in_session = False
         self.set_peer(None)
+        self.set_session(False)
 
     def current_mode(self) -> str:
         return str(self.mode.currentData())
@@ -166,8 +185,17 @@ class Composer(QWidget):
         enabled = peer is not None
         self.edit.setEnabled(enabled)
         self.send_button.setEnabled(enabled)
+        self.file_button.setEnabled(enabled)
         self.mode.setEnabled(enabled)
         self._update_plan()
+
+    def set_session(self, open_: bool) -> None:
+        """Say whether messages to this contact go over a chat session (MSRP)."""
+        self.in_session = open_
+        text = "Chat session: messages go over MSRP" if open_ else ""
+        self.session_label.setText(text)
+        self.session_label.setAccessibleName(text or "No chat session")
+        self.session_label.setVisible(open_)
 
     def plan(self) -> Plan | None:
         if self.peer is None:
@@ -211,3 +239,10 @@ class Composer(QWidget):
         # "Sign and encrypt" asks the agent to encrypt whenever it can at send time (it
         # may learn the certificate from a 493 answer and send again, encrypted).
         self.sendRequested.emit(text, plan.sign, self.current_mode() == "sign-encrypt")
+
+    def request_file(self) -> None:
+        """Ask for a file to send, protected as the current mode says."""
+        plan = self.plan()
+        if plan is None:
+            return
+        self.fileRequested.emit(plan.sign, self.current_mode() == "sign-encrypt")

@@ -28,7 +28,7 @@ from messenger.gui.certificate_viewer import grouped_fingerprint
 from messenger.gui.conversation_list_model import display_peer
 from messenger.gui.resources import state_icon
 from messenger.gui.states import authenticity_style
-from messenger.pki.verdict import certificate_sha256
+from messenger.ua.identities import certificate_sha256
 
 __all__ = ["ContactHeader", "KeyChangeBanner", "VerifyDialog", "comparison_code"]
 

@@ -1,4 +1,7 @@
-"""The conversation list as a Qt model: contact, trust state, last message, unread count."""
+"""The conversation list as a Qt model: contact, trust state, last message, unread count.
+
+The last message reads as a person would say it: its text, or for a file sent or received
+over a session ``File: holiday.jpg (3.2 MB)`` (never the ``file:`` URI the store keeps)."""
 
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ class ConversationListModel(QAbstractListModel):
         self.contacts = list(dict.fromkeys(contacts))
         self._rows: list[ConversationSummary | str] = []
         self._trust: dict[str, str | None] = {}
+        self._last: dict[str, str] = {}
         self.reload()
 
     def _contact_state(self, summary: ConversationSummary) -> str | None:
@@ -53,11 +57,25 @@ class ConversationListModel(QAbstractListModel):
                 return message.report.get("authenticity")
         return None
 
+    def _last_words(self, summary: ConversationSummary) -> str:
+        """The last message in words: a file row becomes ``File: name (size)``."""
+        text = summary.last_text
+        if not text.lstrip().lower().startswith("file:"):
+            return text
+        # the row holds a file reference only if the store says so (type and transport)
+        from messenger.gui.transfers import file_words  # transfers imports this module
+
+        total = self.store.count(summary.peer)
+        last = self.store.messages(summary.peer, offset=max(0, total - 1), limit=1)
+        words = file_words(last[0]) if last else None
+        return words or text
+
     def reload(self) -> None:
         self.beginResetModel()
         summaries = self.store.conversations()
         seen = {s.peer for s in summaries}
         self._trust = {s.peer: self._contact_state(s) for s in summaries}
+        self._last = {s.peer: self._last_words(s) for s in summaries}
         self._rows = [*summaries, *(c for c in self.contacts if c not in seen)]
         self.endResetModel()
 
@@ -86,7 +104,7 @@ class ConversationListModel(QAbstractListModel):
         if isinstance(item, str):
             peer, last, unread, trust = item, "", 0, None
         else:
-            peer, last, unread = item.peer, item.last_text, item.unread
+            peer, last, unread = item.peer, self._last.get(item.peer, item.last_text), item.unread
             trust = self._trust.get(peer)
         style = authenticity_style(trust) if trust else None
         if role == PeerRole:

@@ -3,7 +3,8 @@
 A conversation may hold 100,000 messages or more: the model never loads them all. It
 opens on the newest page and loads older pages when the view scrolls to the top
 (`fetch_older`); new messages are appended from the store as they arrive
-(`refresh_tail`). Each row's data is the `StoredMessage` with its security report.
+(`refresh_tail`). Each row's data is the `StoredMessage` with its security report and
+the unprotected parts that came beside the protected one.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ def describe_message(message: StoredMessage, *, expected_to_sign: bool = False) 
         )
     if message.direction == "out":
         parts.append(delivery_words(message.delivery))
+    if message.outside:
+        count = len(message.outside)
+        shown = "; ".join(part.describe() for part in message.outside)
+        parts.append(
+            f"Outside the protected part, {count} unprotected "
+            f"{'part' if count == 1 else 'parts'} came with it: {shown}"
+        )
     return ". ".join(p for p in parts if p)
 
 
@@ -72,6 +80,10 @@ class ConversationModel(QAbstractListModel):
         self.expected_to_sign = False
         #: what this session's sends applied: message id -> (signed, encrypted)
         self.sent_protection: dict[str, tuple[bool, bool]] = {}
+        #: file transfers (messenger.gui.transfers.TransferBook), when the window has them
+        self.transfers: Any = None
+        #: rows after the stored ones: transfers still arriving (or ended without a file)
+        self._live: list[StoredMessage] = []
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -80,6 +92,7 @@ class ConversationModel(QAbstractListModel):
         self.beginResetModel()
         self.peer = peer
         self._rows = []
+        self._live = self.transfers.live_rows(peer) if self.transfers is not None else []
         self._rowids = set()
         self._first = 0
         if peer is not None:
@@ -151,10 +164,32 @@ class ConversationModel(QAbstractListModel):
     # -- Qt model --------------------------------------------------------------------------
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
+        return 0 if parent.isValid() else len(self._rows) + len(self._live)
 
     def message(self, row: int) -> StoredMessage:
-        return self._rows[row]
+        stored = len(self._rows)
+        return self._rows[row] if row < stored else self._live[row - stored]
+
+    def refresh_live(self) -> None:
+        """Show the transfers being received from this peer after the stored rows."""
+        rows = self.transfers.live_rows(self.peer) if self.transfers is not None else []
+        start = len(self._rows)
+        if self._live:
+            self.beginRemoveRows(QModelIndex(), start, start + len(self._live) - 1)
+            self._live = []
+            self.endRemoveRows()
+        if rows:
+            self.beginInsertRows(QModelIndex(), start, start + len(rows) - 1)
+            self._live = rows
+            self.endInsertRows()
+
+    def refresh_transfer(self, message_id: str) -> None:
+        """Repaint the row of a transfer that moved on."""
+        for row in range(self.rowCount() - 1, -1, -1):
+            if self.message(row).message_id == message_id:
+                index = self.index(row)
+                self.dataChanged.emit(index, index)
+                return
 
     def row_of(self, rowid: int) -> int | None:
         for row in range(len(self._rows) - 1, -1, -1):
@@ -163,9 +198,9 @@ class ConversationModel(QAbstractListModel):
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        if not index.isValid() or not 0 <= index.row() < self.rowCount():
             return None
-        message = self._rows[index.row()]
+        message = self.message(index.row())
         if role == MessageRole:
             return message
         if role == ExpectedSignerRole:
@@ -175,5 +210,11 @@ class ConversationModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return message_text(message)
         if role in (Qt.ItemDataRole.AccessibleTextRole, Qt.ItemDataRole.ToolTipRole):
+            if self.transfers is not None:
+                from messenger.gui.transfers import describe_file_row
+
+                spoken = describe_file_row(self, message)
+                if spoken is not None:
+                    return spoken
             return describe_message(message, expected_to_sign=self.expected_to_sign)
         return None

@@ -38,8 +38,10 @@ from messenger.gui.resources import app_icon, state_icon
 from messenger.gui.security_dialog import SecurityDialog
 from messenger.gui.states import StateStyle, authenticity_style, confidentiality_style
 from messenger.gui.trace_panel import TracePanel
-from messenger.pki.verdict import certificate_sha256
+from messenger.gui.transfers import FileItem, TransferBook, file_item, save_copy
 from messenger.ua import events as ev
+from messenger.ua.identities import certificate_sha256
+from messenger.ua.session import STOPPED_RECEIVING
 from messenger.ua.store import StoredMessage
 
 __all__ = ["ConversationView", "MainWindow", "NoticeBar"]
@@ -98,6 +100,9 @@ class ConversationView(QListView):
     """A virtual list of bubbles; loads older pages when scrolled to the top."""
 
     securityRequested = Signal(object)  # StoredMessage
+    cancelRequested = Signal(object)  # StoredMessage of a file being sent or arriving
+    saveRequested = Signal(object)  # StoredMessage of a received file
+    dismissRequested = Signal(object)  # StoredMessage of a transfer that ended without a file
 
     def __init__(self, model: ConversationModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -143,7 +148,9 @@ class ConversationView(QListView):
                 bar.setValue(bar.maximum() - before)
 
     def _activated(self, index: QModelIndex) -> None:
-        self.securityRequested.emit(self.conversation().message(index.row()))
+        message = self.conversation().message(index.row())
+        if message.rowid >= 0:  # a transfer still arriving has no report yet
+            self.securityRequested.emit(message)
 
     def current_message(self) -> StoredMessage | None:
         index = self.currentIndex()
@@ -155,9 +162,20 @@ class ConversationView(QListView):
         index = self.indexAt(pos)
         if not index.isValid():
             return
-        message = self.conversation().message(index.row())
+        model = self.conversation()
+        message = model.message(index.row())
         menu = QMenu(self)
-        menu.addAction("Security &details…", lambda: self.securityRequested.emit(message))
+        item = file_item(message, model.transfers)
+        if item is not None and item.can_cancel:
+            menu.addAction("&Cancel the transfer", lambda: self.cancelRequested.emit(message))
+        if item is not None and item.can_save:
+            menu.addAction("&Save as…", lambda: self.saveRequested.emit(message))
+        if item is not None and message.rowid < 0 and not item.moving:
+            menu.addAction("&Remove from the view", lambda: self.dismissRequested.emit(message))
+        if message.rowid >= 0:
+            menu.addAction("Security &details…", lambda: self.securityRequested.emit(message))
+        if menu.isEmpty():
+            return
         menu.exec(self.viewport().mapToGlobal(pos))
 
 
@@ -166,6 +184,9 @@ class MainWindow(QMainWindow):
 
     closed = Signal()
     sendFinished = Signal(object)  # the agent's SendResult
+    fileFinished = Signal(object)  # the agent's SendResult of a file
+    fileSaved = Signal(str)  # where a received file was saved
+    sessionChanged = Signal(str, bool)  # peer, whether a chat session is on
 
     def __init__(
         self,
@@ -193,6 +214,15 @@ class MainWindow(QMainWindow):
         # models
         self.list_model = ConversationListModel(self.store, contacts or [], self)
         self.conversation_model = ConversationModel(self.store, self)
+        config = getattr(self.agent, "config", None)
+        if config is not None and config.downloads is None:
+            # received files are written whole into the profile, then saved where the
+            # user chooses
+            config.downloads = Path(config.profile) / "received"
+        self.transfers = TransferBook(config.downloads if config is not None else None, self)
+        self.conversation_model.transfers = self.transfers
+        #: contacts the user started a chat session with: their messages go over MSRP
+        self.chat_peers: set[str] = set()
 
         # left: conversations
         self.conversation_list = QListView()
@@ -240,6 +270,13 @@ class MainWindow(QMainWindow):
 
         # wiring
         self.composer.sendRequested.connect(self.send)
+        self.composer.fileRequested.connect(self._choose_file)
+        self.view.cancelRequested.connect(lambda m: self.cancel_transfer(m.message_id))
+        self.view.saveRequested.connect(self._save_as_clicked)
+        self.view.dismissRequested.connect(lambda m: self.transfers.dismiss(m.message_id))
+        self.transfers.changed.connect(self.conversation_model.refresh_transfer)
+        self.transfers.liveChanged.connect(self.conversation_model.refresh_live)
+        bridge.transfer.connect(self.transfers.update)
         self.view.securityRequested.connect(self.open_security)
         self.header.verifyRequested.connect(self.verify_contact)
         self.header.certificateRequested.connect(self.show_contact_certificate)
@@ -283,6 +320,20 @@ class MainWindow(QMainWindow):
         act.setShortcut(QKeySequence("Ctrl+Shift+V"))
         act.triggered.connect(self.verify_contact)
         conv.addAction("Contact &certificate…").triggered.connect(self.show_contact_certificate)
+        conv.addSeparator()
+        self.send_file_action = conv.addAction("Send &file…")
+        self.send_file_action.setShortcut(QKeySequence("Ctrl+Shift+F"))
+        self.send_file_action.triggered.connect(self.composer.request_file)
+        self.chat_action = conv.addAction("Start chat &session")
+        self.chat_action.setShortcut(QKeySequence("Ctrl+Shift+J"))
+        self.chat_action.triggered.connect(self._toggle_chat_session)
+        self.cancel_action = conv.addAction("Cancel the file &transfer")
+        self.cancel_action.setShortcut(QKeySequence("Ctrl+Shift+X"))
+        self.cancel_action.triggered.connect(self._cancel_selected)
+        self.save_action = conv.addAction("&Save the received file as…")
+        self.save_action.setShortcut(QKeySequence.StandardKey.Save)
+        self.save_action.triggered.connect(self._save_selected)
+        conv.addSeparator()
         act = conv.addAction("Go to &messages")
         act.setShortcut(QKeySequence("Ctrl+M"))
         act.triggered.connect(lambda: self.view.setFocus())
@@ -402,6 +453,7 @@ class MainWindow(QMainWindow):
         if peer is None:
             self.header.set_contact(None, None, "", has_certificate=False)
             self.composer.set_peer(None)
+            self._show_session_state()
             self.banner.hide()
             return
         certificate = self.agent.peer_certificate(peer)
@@ -419,6 +471,7 @@ class MainWindow(QMainWindow):
         self.composer.set_peer(
             peer, fingerprint, smime_refused=self.store.capability(peer, "smime") is False
         )
+        self._show_session_state()
         self._check_banner()
 
     def _pending_key_change(self) -> tuple[StoredMessage, str] | None:
@@ -519,7 +572,9 @@ class MainWindow(QMainWindow):
             import asyncio
 
             task = asyncio.ensure_future(
-                self.agent.send_text(peer, text, sign=sign, encrypt=encrypt)
+                self.agent.send_text(
+                    peer, text, sign=sign, encrypt=encrypt, session=peer in self.chat_peers
+                )
             )
             await asyncio.sleep(0)  # the agent stores the message before sending it
             self._tail(peer)
@@ -548,6 +603,217 @@ class MainWindow(QMainWindow):
             self.show_notice("warning", f"Delivered to {display_peer(peer)}, {result.explanation}")
         self._refresh_contact()
         self.sendFinished.emit(result)
+
+    # -- files and chat sessions -----------------------------------------------------------
+
+    def _choose_file(self, sign: bool, encrypt: bool) -> None:
+        if self.peer is None:
+            return
+        name, _ = QFileDialog.getOpenFileName(
+            self, f"Send a file to {display_peer(self.peer)}", str(Path.home())
+        )
+        if name:
+            self.send_file(Path(name), sign=sign, encrypt=encrypt)
+
+    def send_file(
+        self, path: Path, *, sign: bool | None = None, encrypt: bool | None = None
+    ) -> None:
+        """Send a file to the open conversation over a session, protected as the
+        composer's mode says unless ``sign``/``encrypt`` are given."""
+        peer = self.peer
+        if peer is None:
+            return
+        plan = self.composer.plan()
+        if sign is None:
+            sign = plan.sign if plan is not None else True
+        if encrypt is None:
+            encrypt = self.composer.current_mode() == "sign-encrypt"
+
+        async def go() -> Any:
+            import asyncio
+
+            task = asyncio.ensure_future(
+                self.agent.send_file(peer, path, sign=sign, encrypt=encrypt)
+            )
+            await asyncio.sleep(0)  # the agent stores the file's row before sending it
+            self._tail(peer)
+            return await task
+
+        self.bridge.run(
+            go(),
+            on_done=lambda result: self._file_sent(peer, Path(path).name, result),
+            on_error=lambda exc: self.show_notice(
+                "error", f"{Path(path).name} could not be sent: {exc}"
+            ),
+        )
+
+    def _file_sent(self, peer: str, name: str, result: Any) -> None:
+        self.conversation_model.sent_protection[result.message_id] = (
+            result.signed,
+            result.encrypted,
+        )
+        self._tail(peer)
+        if peer == self.peer:
+            self.conversation_model.refresh_message(result.message_id)
+        transfer = self.transfers.get(result.message_id)
+        if transfer is not None and transfer.state == "aborted":
+            self.statusBar().showMessage(
+                f"You cancelled sending {name}; {display_peer(peer)} was told to discard it.",
+                8000,
+            )
+        elif not result.delivered and STOPPED_RECEIVING in result.explanation:
+            self.show_notice(
+                "warning", f"{name} did not reach {display_peer(peer)}: {result.explanation}."
+            )
+        elif not result.delivered:
+            words = result.explanation or f"{result.status} {result.reason_phrase}"
+            self.show_notice(
+                "error",
+                f"{name} was not delivered to {display_peer(peer)}: {words}. "
+                "Send it again once the problem is solved.",
+            )
+        elif result.explanation:
+            self.show_notice(
+                "warning", f"{name} was delivered to {display_peer(peer)}, {result.explanation}"
+            )
+        self._refresh_contact()
+        self.fileFinished.emit(result)
+
+    def cancel_transfer(self, transfer_id: str | None) -> bool:
+        """Cancel a file this window is sending (the receiver is told to discard it) or
+        one still arriving (discarded here; the sender is told to send no more of it)."""
+        if not transfer_id:
+            return False
+        if self.agent.cancel_transfer(transfer_id):
+            self.statusBar().showMessage("Cancelling the transfer…", 4000)
+            return True
+        self.statusBar().showMessage("That transfer has already ended.", 4000)
+        return False
+
+    def _file_rows(self) -> list[tuple[StoredMessage, FileItem]]:
+        """The file rows of the open conversation, the selected one first, then newest
+        first."""
+        model = self.conversation_model
+        rows = []
+        current = self.view.current_message()
+        if current is not None:
+            rows.append(current)
+        rows.extend(model.message(r) for r in range(model.rowCount() - 1, -1, -1))
+        found = []
+        for message in rows:
+            item = file_item(message, self.transfers)
+            if item is not None:
+                found.append((message, item))
+        return found
+
+    def _cancel_selected(self) -> None:
+        for message, item in self._file_rows():
+            if item.can_cancel:
+                self.cancel_transfer(message.message_id)
+                return
+        self.statusBar().showMessage(
+            "No file is being sent or received in this conversation.", 4000
+        )
+
+    def _save_selected(self) -> None:
+        for message, item in self._file_rows():
+            if item.can_save:
+                self._save_as_clicked(message)
+                return
+        self.statusBar().showMessage("No received file to save in this conversation.", 4000)
+
+    def _save_as_clicked(self, message: StoredMessage) -> None:
+        item = file_item(message, self.transfers)
+        if item is None or not item.can_save:
+            return
+        name, _ = QFileDialog.getSaveFileName(
+            self, f"Save {item.filename} as", str(Path.home() / item.filename)
+        )
+        if name:
+            self.save_file_as(message, Path(name))
+
+    def save_file_as(self, message: StoredMessage, target: Path) -> bool:
+        """Write the received file of a row to ``target``, whole or not at all (off the
+        GUI thread); `fileSaved` tells when it is there."""
+        item = file_item(message, self.transfers)
+        if item is None or not item.can_save or item.path is None:
+            self.show_notice(
+                "error",
+                "This row holds no received file to save: only a file received whole and "
+                "checked can be saved.",
+            )
+            return False
+        source, target = item.path, Path(target)
+        if source.resolve() == target.resolve():
+            self.fileSaved.emit(str(target))
+            return True
+
+        def saved(size: int) -> None:
+            self.statusBar().showMessage(f"Saved {item.filename} ({size} bytes) to {target}", 8000)
+            self.fileSaved.emit(str(target))
+
+        def failed(exc: BaseException) -> None:
+            why = getattr(exc, "strerror", None) or str(exc)
+            self.show_notice(
+                "error",
+                f"{item.filename} could not be saved to {target}: {why}. Choose a folder you "
+                "can write to, with enough free space.",
+            )
+
+        self.bridge.run(self.bridge.in_thread(save_copy, source, target), saved, failed)
+        return True
+
+    def _show_session_state(self) -> None:
+        on = self.peer is not None and self.peer in self.chat_peers
+        self.composer.set_session(on)
+        self.chat_action.setText("End the chat &session" if on else "Start chat &session")
+        self.chat_action.setEnabled(self.peer is not None)
+        self.send_file_action.setEnabled(self.peer is not None)
+
+    def _toggle_chat_session(self) -> None:
+        if self.peer is None:
+            return
+        if self.peer in self.chat_peers:
+            self.end_chat_session()
+        else:
+            self.start_chat_session()
+
+    def start_chat_session(self) -> None:
+        """Open an MSRP session with the contact; its messages then go over it."""
+        peer = self.peer
+        if peer is None:
+            return
+        self.statusBar().showMessage(f"Starting a chat session with {display_peer(peer)}…")
+
+        def opened(_session: Any) -> None:
+            self.chat_peers.add(peer)
+            self._show_session_state()
+            self.statusBar().showMessage(
+                f"Chat session with {display_peer(peer)} is open: messages go over MSRP.", 8000
+            )
+            self.sessionChanged.emit(peer, True)
+
+        def failed(exc: BaseException) -> None:
+            self.show_notice(
+                "error",
+                f"No chat session with {display_peer(peer)}: {exc}. Messages still go as "
+                "SIP MESSAGE requests.",
+            )
+            self.sessionChanged.emit(peer, False)
+
+        self.bridge.run(self.agent.start_session(peer), opened, failed)
+
+    def end_chat_session(self) -> None:
+        peer = self.peer
+        if peer is None:
+            return
+        self.chat_peers.discard(peer)
+        self._show_session_state()
+        session = self.agent.sessions.session_with(peer)
+        if session is not None:
+            self.bridge.run(self.agent.sessions.end_session(session))
+        self.statusBar().showMessage(f"Chat session with {display_peer(peer)} ended.", 8000)
+        self.sessionChanged.emit(peer, False)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -723,8 +989,22 @@ class MainWindow(QMainWindow):
         assert self.profile is not None
         dialog = AccountSettingsDialog(self.profile, self.account_settings, self)
         if dialog.exec():
-            self.account_settings = dialog.current
-            self.statusBar().showMessage("Account settings saved; they apply at the next start.")
+            self.apply_account_settings(dialog.current)
+
+    def apply_account_settings(self, settings: Any) -> None:
+        """Take saved account settings: the MSRP relay applies to the sessions started
+        from now on; the rest at the next start."""
+        from messenger.ua.profile import check_msrp_relay
+
+        self.account_settings = settings
+        relay = check_msrp_relay(settings.msrp_relay) if settings.msrp_relay else None
+        self.agent.config.msrp_relay = relay
+        self.agent.sessions.relay = self.agent.sessions.parse_relay(relay) if relay else None
+        where = f"through the relay {relay}" if relay else "directly (no MSRP relay)"
+        self.statusBar().showMessage(
+            f"Account settings saved. New chat sessions and file transfers go {where}; "
+            "the other settings apply at the next start."
+        )
 
     def _about(self) -> None:
         from messenger import __version__

@@ -3,8 +3,9 @@
 A bubble holds the protected content inside a frame whose line is solid when a layer of
 protection was found and dashed when none was. Under the text, the confidentiality and
 authenticity states each get their icon and words (never colour alone), then the time and,
-for messages you sent, the delivery state. Content the report marks as unprotected is
-drawn below the bubble, outside the frame.
+for messages you sent, the delivery state. Content that came beside the protected part
+(stored with the message, see `StoredMessage.outside`) is drawn below the bubble, outside
+the frame.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from messenger.gui.states import (
     delivery_words,
     sent_styles,
 )
+from messenger.gui.transfer_delegate import file_row, paint_file_row, size_file_row
 from messenger.ua.store import StoredMessage
 
-__all__ = ["MessageDelegate", "bubble_states", "is_dark"]
+__all__ = ["MessageDelegate", "bubble_states", "is_dark", "outside_parts", "outside_text"]
 
 _PAD = 10  # inside the bubble
 _MARGIN = 6  # around the bubble
@@ -54,17 +56,23 @@ def bubble_states(
     )
 
 
+#: The line above the content drawn outside the frame.
+OUTSIDE_TITLE = (
+    "Outside the protected part (no signature vouches for it; it may have been added or "
+    "changed on the way):"
+)
+
+
 def outside_parts(message: StoredMessage) -> list[str]:
-    """Descriptions of unprotected content the report says came with the message."""
-    report = message.report or {}
-    found: list[str] = []
-    for part in report.get("outside") or report.get("unprotected") or []:
-        if isinstance(part, dict):
-            text = part.get("text") or part.get("content_type") or "unprotected part"
-            found.append(str(text))
-        else:
-            found.append(str(part))
-    return found
+    """What a person reads for each unprotected part that came with the message: its
+    text, or its type and size."""
+    return [part.describe() for part in message.outside]
+
+
+def outside_text(message: StoredMessage) -> str:
+    """The whole text drawn outside the frame ('' when nothing came beside it)."""
+    parts = outside_parts(message)
+    return "\n".join([OUTSIDE_TITLE, *parts]) if parts else ""
 
 
 def protected(message: StoredMessage, sent: tuple[bool, bool] | None = None) -> bool:
@@ -156,10 +164,12 @@ class MessageDelegate(QStyledItemDelegate):
         footer_r = QRect(left + _PAD, y, inner_w, sfm.height())
         total = height + 2 * _MARGIN
         outside = None
-        extra = outside_parts(message)
+        extra = outside_text(message)
         if extra:
-            lines = 1 + len(extra)
-            outside = QRect(left, top + height + _GAP, max_width, lines * sfm.height())
+            need = sfm.boundingRect(
+                QRect(0, 0, max_width, 100000), int(Qt.TextFlag.TextWordWrap), extra
+            )
+            outside = QRect(left, top + height + _GAP, max_width, need.height())
             total += outside.height() + _GAP
         return _Layout(bubble, text_r, marker, rows, footer_r, outside, total)
 
@@ -176,6 +186,9 @@ class MessageDelegate(QStyledItemDelegate):
     def sizeHint(
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> QSize:
+        file = file_row(index)
+        if file is not None:
+            return size_file_row(option, file)
         found = _row(index)
         if found is None:
             return super().sizeHint(option, index)
@@ -198,6 +211,10 @@ class MessageDelegate(QStyledItemDelegate):
         option: QStyleOptionViewItem,
         index: QModelIndex | QPersistentModelIndex,
     ) -> None:
+        file = file_row(index)
+        if file is not None:
+            paint_file_row(painter, option, file)
+            return
         found = _row(index)
         if found is None:
             super().paint(painter, option, index)
@@ -258,8 +275,11 @@ class MessageDelegate(QStyledItemDelegate):
         painter.drawText(layout.footer, int(Qt.AlignmentFlag.AlignLeft), self._footer_text(message))
         if layout.outside is not None:
             painter.setPen(palette.color(QPalette.ColorRole.Text))
-            lines = ["Outside the protection (not signed, not encrypted):", *outside_parts(message)]
-            painter.drawText(layout.outside, int(Qt.AlignmentFlag.AlignLeft), "\n".join(lines))
+            painter.drawText(
+                layout.outside,
+                int(Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap),
+                outside_text(message),
+            )
         painter.restore()
 
 

@@ -3,7 +3,8 @@
 Tabs: the verdict, the layers outermost first with every algorithm by name, the
 checklist (pass, fail or unknown with the reason in words), the certificate chain, the
 raw SIP request and the CMS structure for interop work. It renders the stored report;
-it never re-judges the message.
+it never re-judges the message. The raw request and the body come from the user agent's
+store, so they are there for every message, also after a restart.
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ from PySide6.QtWidgets import (
 from messenger.gui.certificate_viewer import CertificateViewer
 from messenger.gui.resources import state_icon
 from messenger.gui.states import StateStyle, authenticity_style, confidentiality_style
-from messenger.smime.errors import SmimeError
-from messenger.smime.inspect import describe, load_any, render
-from messenger.ua.store import StoredMessage
+from messenger.ua.inspect import cms_structure, split_sip
+from messenger.ua.store import RawRequest, StoredMessage
 
 __all__ = ["CHECKLIST", "SecurityDialog", "cms_structure", "split_sip"]
 
@@ -65,34 +65,6 @@ _LAYER_WORDS = {
     "multipart/signed": "multipart/signed: signed, detached signature",
     "certs-only": "certs-only: certificates, no content",
 }
-
-
-def split_sip(raw: bytes) -> tuple[str, bytes, str | None]:
-    """(head text, body bytes, Content-Type) of a raw SIP message, without parsing it
-    further than the blank line and the Content-Type header."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
-        head, _, body = raw.partition(b"\n\n")
-    text = head.decode("utf-8", errors="replace")
-    ctype = None
-    for line in text.splitlines()[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() in ("content-type", "c"):
-            ctype = value.strip()
-    return text, body, ctype
-
-
-def cms_structure(body: bytes, content_type: str | None) -> str:
-    """The S/MIME structure of a SIP body as indented text (messenger.smime.inspect)."""
-    if not body:
-        return "The request has no body."
-    data = body
-    if content_type and body[:1] != b"\x30":
-        data = f"Content-Type: {content_type}\r\n\r\n".encode() + body
-    try:
-        return render(describe(load_any(data)))
-    except (SmimeError, ValueError) as exc:
-        return f"The body is not an S/MIME structure that can be shown: {exc}"
 
 
 def _raw_text(raw: bytes) -> str:
@@ -324,6 +296,12 @@ class SecurityDialog(QDialog):
             return None
         return self.bridge.agent.store.raw(self.message.rowid)
 
+    def _raw_request(self) -> RawRequest | None:
+        """The request that carried the message, as the user agent kept it."""
+        if self.bridge is None:
+            return None
+        return self.bridge.agent.raw_request(self.message.rowid)
+
     def _text_tab(self, text: str, name: str) -> QPlainTextEdit:
         edit = QPlainTextEdit(text)
         edit.setReadOnly(True)
@@ -333,27 +311,48 @@ class SecurityDialog(QDialog):
         return edit
 
     def _raw_tab(self) -> QWidget:
-        sip = self.bridge.raw_sip(self.message.rowid) if self.bridge is not None else None
+        self.raw_request = raw = self._raw_request()
         body = self._body_entity()
-        if sip:
-            text = _raw_text(sip)
+        if raw is not None and raw.kind == "msrp-headers":
+            text = (
+                "This message came over an MSRP session; the MSRP framing that carried it "
+                "follows (its body is in the CMS structure tab).\n\n"
+                + raw.data.decode("utf-8", errors="replace")
+            )
+        elif raw is not None:
+            text = _raw_text(raw.data)
+            if raw.truncated:
+                text = (
+                    f"(The request was {raw.size} bytes; the first {len(raw.data)} are "
+                    f"kept.)\n\n{text}"
+                )
+        elif self.message.transport == "msrp":
+            text = (
+                "This message came over an MSRP session: SIP carried only the INVITE that "
+                "set the session up, and the MSRP request of this message was not kept."
+            )
         elif body:
             text = (
-                "The SIP request itself was received before this window opened; its stored "
-                "body follows.\n\n" + _raw_text(b"(body)\r\n" + body)
+                "The SIP request of this message was not kept (it was stored by an earlier "
+                "version); its stored body follows.\n\n" + _raw_text(b"(body)\r\n" + body)
             )
+        elif self.message.direction == "out" and self.message.delivery == "pending":
+            text = "This message has not been sent yet: there is no request to show."
+        elif self.message.direction == "out":
+            why = self.message.reason or "it never left this device"
+            text = f"No request went out for this message: {why}."
         else:
-            text = "Only received messages keep their request; this one has none."
+            text = "No request was kept for this message."
         self.raw_edit = self._text_tab(text, "Raw SIP request")
         return self.raw_edit
 
     def _cms_tab(self) -> QWidget:
         body = self._body_entity()
-        sip = self.bridge.raw_sip(self.message.rowid) if self.bridge is not None else None
+        raw = self._raw_request()
         if body:
             text = cms_structure(body, None)
-        elif sip:
-            _head, sip_body, ctype = split_sip(sip)
+        elif raw is not None and raw.kind == "sip-request":
+            _head, sip_body, ctype = split_sip(raw.data)
             text = cms_structure(sip_body, ctype)
         else:
             text = "No body is stored for this message."

@@ -25,13 +25,16 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from messenger.pki.authority import load_authority
-from messenger.pki.errors import PkiError, WrongPassphraseError
-from messenger.pki.identity import (
+from messenger.ua.identities import (
     Identity,
+    IdentityError,
+    WrongPassphrase,
+    check_new_passphrase,
     create_identity,
-    identity_from_pkcs12,
+    import_pkcs12,
+    issue_from_ca,
     save_identity,
+    validate_aor,
 )
 from messenger.ua.profile import (
     IDENTITY_DIR,
@@ -117,43 +120,26 @@ class IdentityPage(QWizardPage):
         self.identity: Identity | None = None
 
     def build_identity(self, now: datetime) -> Identity:
-        """The identity the page describes; ValueError or PkiError in words otherwise."""
-        aor = self.aor.text().strip()
-        if not aor.lower().startswith(("sip:", "sips:")) or "@" not in aor:
-            raise ValueError(f"{aor!r} is not a SIP address: write it as sip:name@domain")
-        if self.passphrase.text() != self.repeat.text():
-            raise ValueError("the two passphrases differ: type the same passphrase twice")
-        if len(self.passphrase.text()) < 8:
-            raise ValueError(
-                "choose a passphrase of at least 8 characters: it protects your private key"
-            )
+        """The identity the page describes (through the user agent's identity setup);
+        an `IdentityError` in words otherwise."""
+        aor = validate_aor(self.aor.text())
+        check_new_passphrase(self.passphrase.text(), self.repeat.text())
         choice = self.source.checkedId()
         if choice == 1:
-            folder = self.ca_folder.text().strip()
-            if not folder:
-                raise ValueError("choose the CA folder (with cert.pem and key.pem)")
-            ca = load_authority(Path(folder), self.ca_passphrase.text().encode() or None)
-            return create_identity(aor, authority=ca, now=now)
+            secret = self.ca_passphrase.text().encode() or None
+            return issue_from_ca(aor, self.ca_folder.text(), secret, now=now)
         if choice == 2:
-            path = Path(self.p12.text().strip())
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-            identity = identity_from_pkcs12(data, self.p12_passphrase.text().encode())
-            if aor not in identity.uris and aor.lower() not in (u.lower() for u in identity.uris):
-                named = ", ".join(identity.uris) or "no SIP address"
-                raise ValueError(f"the certificate in {path.name} is for {named}, not {aor}")
-            return identity
+            secret = self.p12_passphrase.text().encode()
+            return import_pkcs12(self.p12.text(), secret, aor=aor)
         return create_identity(aor, now=now)
 
     def validatePage(self) -> bool:
         try:
             self.identity = self.build_identity(datetime.now(UTC))
-        except WrongPassphraseError as exc:
-            self.error.setText(f"Wrong passphrase: {exc}. Type it again.")
+        except WrongPassphrase as exc:
+            self.error.setText(f"Wrong passphrase: {exc}.")
             return False
-        except (ValueError, PkiError) as exc:
+        except IdentityError as exc:
             self.error.setText(f"Cannot continue: {exc}.")
             return False
         self.error.clear()
@@ -195,6 +181,14 @@ class AccountForm(QWidget):
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setAccessibleName("Digest password")
         form.addRow("Pass&word:", self.password)
+        self.msrp_relay = QLineEdit()
+        self.msrp_relay.setPlaceholderText("msrps://relay.example.com:2855;tcp (optional)")
+        self.msrp_relay.setAccessibleName("MSRP relay URI")
+        self.msrp_relay.setAccessibleDescription(
+            "An RFC 4976 relay that chat sessions and file transfers go through; leave it "
+            "empty to connect to contacts directly"
+        )
+        form.addRow("MSRP re&lay:", self.msrp_relay)
         self.require = QCheckBox("Require signatures from contacts known to sign")
         self.encrypt = QCheckBox("Encrypt whenever the contact's certificate is known")
         self.encrypt.setChecked(True)
@@ -209,6 +203,7 @@ class AccountForm(QWidget):
         form.addRow("Trust CA (optional):", _path_row(self.anchor, anchor_browse))
         self.error = QLabel()
         self.error.setWordWrap(True)
+        self.error.setAccessibleName("Problem")
         form.addRow(self.error)
         if settings is not None:
             self.load(settings)
@@ -223,6 +218,7 @@ class AccountForm(QWidget):
         self.password.setText(s.password)
         self.require.setChecked(s.require_signatures)
         self.encrypt.setChecked(s.encrypt)
+        self.msrp_relay.setText(s.msrp_relay)
 
     def settings(self, aor: str, contacts: dict[str, str] | None = None) -> AccountSettings:
         s = AccountSettings(
@@ -237,6 +233,7 @@ class AccountForm(QWidget):
             contacts=dict(contacts or {}),
             require_signatures=self.require.isChecked(),
             encrypt=self.encrypt.isChecked(),
+            msrp_relay=self.msrp_relay.text().strip(),
         )
         s.validate()
         return s
@@ -291,7 +288,7 @@ class FirstRunWizard(QWizard):
             if anchor:
                 add_trust_anchor(self.folder, Path(anchor).read_bytes(), "ca")
             save_settings(self.folder, settings)
-        except (OSError, PkiError) as exc:
+        except (OSError, IdentityError) as exc:
             QMessageBox.critical(
                 self,
                 "Profile not saved",

@@ -42,6 +42,7 @@ message without exactly one From, at least one To and exactly one DateTime.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -351,18 +352,7 @@ class CpimMessage:
 
     def get_ns(self, namespace: str, name: str) -> tuple[str, ...]:
         """Values of header ``name`` in ``namespace`` (a URI bound with NS), in wire order."""
-        prefixes = {
-            p
-            for p, uri in _namespaces(self.headers).items()
-            if uri.casefold() == namespace.casefold()
-        }
-        key = name.casefold()
-        found = []
-        for full, value in self.headers:
-            prefix, dot, local = _split_name(full)[0].rpartition(".")
-            if dot and prefix.casefold() in prefixes and local.casefold() == key:
-                found.append(value)
-        return tuple(found)
+        return _ns_values(self.headers, namespace.casefold(), name.casefold())
 
     @property
     def message_id(self) -> str | None:
@@ -403,6 +393,28 @@ class CpimMessage:
         for local in ("Message-ID", "Disposition-Notification"):
             if len(self.get_ns(IMDN_NAMESPACE, local)) > 1:
                 raise CpimError(f"more than one imdn.{local} header")
+
+
+def _ns_values(headers: Sequence[tuple[str, str]], namespace: str, key: str) -> tuple[str, ...]:
+    """`CpimMessage.get_ns` (``namespace`` and ``key`` casefolded), remembered for the few
+    messages at hand: opening one asks for its imdn headers several times."""
+    try:
+        return _ns_values_remembered(headers, namespace, key)  # type: ignore[arg-type]
+    except TypeError:  # headers given as lists: nothing to remember them by
+        return _ns_values_of(headers, namespace, key)
+
+
+def _ns_values_of(headers: Sequence[tuple[str, str]], namespace: str, key: str) -> tuple[str, ...]:
+    prefixes = {p for p, uri in _namespaces(headers).items() if uri.casefold() == namespace}
+    found = []
+    for full, value in headers:
+        prefix, dot, local = _split_name(full)[0].rpartition(".")
+        if dot and prefix.casefold() in prefixes and local.casefold() == key:
+            found.append(value)
+    return tuple(found)
+
+
+_ns_values_remembered = functools.lru_cache(maxsize=64)(_ns_values_of)
 
 
 def _core_headers(headers: Sequence[tuple[str, str]]) -> tuple[str, tuple[str, ...], datetime]:

@@ -209,17 +209,76 @@ class _Connection:
             self.task.cancel()
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, owner: SipTransport) -> None:
+#: Datagrams read in one go when the UDP socket is readable: under load one wake-up of the
+#: loop serves a burst of requests (and their answers share one group commit), while other
+#: work still gets its turn between bursts.
+UDP_BURST = 16
+#: The largest SIP datagram read (a UDP payload cannot be larger).
+_UDP_MAX = 65535
+
+
+class _UdpSocket:
+    """The UDP listener: a non-blocking socket the loop watches, read in bursts."""
+
+    def __init__(self, owner: SipTransport, sock: socket.socket) -> None:
         self.owner = owner
+        self.sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._loop.add_reader(sock.fileno(), self._readable)
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        if is_keepalive(data):
+    def _readable(self) -> None:
+        recvfrom = self.sock.recvfrom
+        for _ in range(UDP_BURST):
+            try:
+                data, addr = recvfrom(_UDP_MAX)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error for something sent earlier: read on
+                continue
+            if self._closed:
+                return
+            if not is_keepalive(data):
+                self.owner._incoming(data, Peer("udp", addr[0], addr[1]))
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            pass  # the send buffer is full: lost like any datagram (retransmissions cover it)
+
+    def get_extra_info(self, name: str):
+        if name == "socket":
+            return self.sock
+        if name == "sockname":
+            return self.sock.getsockname()
+        return None
+
+    def close(self) -> None:
+        if self._closed:
             return
-        self.owner._incoming(data, Peer("udp", addr[0], addr[1]))
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
 
-    def error_received(self, exc: Exception) -> None:  # ICMP unreachable and the like
-        pass
+
+async def _bind_udp(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to ``host``:``port`` (IPv4 or IPv6 by the host)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+    )
+    if not infos:
+        raise OSError(f"no address for {host}")
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class SipTransport:
@@ -246,7 +305,7 @@ class SipTransport:
         self.client_tls = client_tls
         self.server_tls = server_tls
         self.addresses: dict[str, tuple[str, int]] = {}
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: _UdpSocket | None = None
         self._servers: list[asyncio.Server] = []
         self._connections: dict[Peer, _Connection] = {}
         self._connecting: dict[Peer, asyncio.Future] = {}
@@ -263,19 +322,16 @@ class SipTransport:
 
     async def listen(self, transport: str, host: str, port: int) -> tuple[str, int]:
         """Bind a listener; returns the bound (host, port) (port 0 picks a free one)."""
-        loop = asyncio.get_running_loop()
         if transport == "udp":
             if self._udp is not None:
                 raise SipTransportError("this agent already listens on UDP")
             try:
-                udp, _ = await loop.create_datagram_endpoint(
-                    lambda: _Datagrams(self), local_addr=(host, port)
-                )
+                sock = await _bind_udp(host, port)
             except OSError as exc:
                 raise SipTransportError(f"cannot listen on udp:{host}:{port}: {exc}") from None
-            self._udp = udp  # type: ignore[assignment]
-            _enlarge_receive_buffer(udp.get_extra_info("socket"))
-            bound = udp.get_extra_info("sockname")
+            _enlarge_receive_buffer(sock)
+            self._udp = _UdpSocket(self, sock)
+            bound = sock.getsockname()
         elif transport in ("tcp", "tls"):
             if transport == "tls" and self.server_tls is None:
                 raise SipTransportError(

@@ -6,6 +6,7 @@ addr-spec form (no ``<>``) every ``;param`` belongs to the header, never to the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .errors import SipParseError, SipUriError
@@ -39,15 +40,9 @@ class Address:
     @classmethod
     def parse(cls, text: str) -> Address:
         """Parse a From/To/Contact-style value; raise `SipParseError` when malformed."""
-        try:
-            display, uri_text, params_text = split_name_addr(text)
-        except SipUriError as exc:
-            raise SipParseError(f"malformed address {text[:80]!r}: {exc}") from exc
-        try:
-            check_uri(uri_text)
-        except SipUriError as exc:
-            raise SipParseError(f"bad URI in address: {exc}") from exc
-        return cls(uri_text, display, parse_params(params_text))
+        if cls is Address:
+            return _parse_remembered(text)
+        return cls(*_parts(text))
 
     @classmethod
     def from_uri(
@@ -94,3 +89,22 @@ class Address:
     def with_tag(self, tag: str) -> Address:
         """A copy with ``tag`` set."""
         return self.with_param("tag", tag)
+
+
+def _parts(text: str) -> tuple[str, str | None, tuple[tuple[str, str | None], ...]]:
+    try:
+        display, uri_text, params_text = split_name_addr(text)
+    except SipUriError as exc:
+        raise SipParseError(f"malformed address {text[:80]!r}: {exc}") from exc
+    try:
+        check_uri(uri_text)
+    except SipUriError as exc:
+        raise SipParseError(f"bad URI in address: {exc}") from exc
+    return uri_text, display, parse_params(params_text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_remembered(text: str) -> Address:
+    """`Address.parse`, remembered: the To and Contact of a peer recur in every request
+    (an `Address` is immutable, so one value serves every caller)."""
+    return Address(*_parts(text))

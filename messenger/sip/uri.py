@@ -20,6 +20,7 @@ component (``;`` in the user part, for instance) compares equal to its escaped f
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -471,7 +472,8 @@ def uri_equal(a: str | SipUri, b: str | SipUri) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_aor(text: str) -> str:
     """The canonical address-of-record (`SipUri.aor`) of a URI or name-addr; raises
-    `SipUriError` when the input is malformed."""
+    `SipUriError` when the input is malformed. Remembered: the same peers recur."""
     return _to_uri(text).aor()

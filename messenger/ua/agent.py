@@ -17,7 +17,8 @@ Session mode (`messenger.ua.sessions`, reached through ``agent.sessions``): file
 an MSRP session set up with INVITE and SDP along the same route; incoming sessions are
 answered there too.
 
-Nothing is lost: an outgoing message is stored as pending before anything is sent, and an
+Nothing is lost: an outgoing message is stored as pending before anything is sent (what a
+previous run left pending goes out again, once, when the agent has started), and an
 incoming one is committed with its report before the 200 goes out.
 """
 
@@ -88,6 +89,7 @@ from messenger.ua.events import (
 from messenger.ua.store import (
     PEER_HAS_CERTIFICATE,
     MessageStore,
+    RawRequest,
     StoreError,
     UnknownMessageError,
 )
@@ -187,6 +189,8 @@ class AccountConfig:
     tls_chain: list[x509.Certificate] = field(default_factory=list)
     tls_key: object | None = None
     display_name: str | None = None
+    #: send the stored pending outgoing messages again once started (after REGISTER)
+    resend_pending: bool = True
 
 
 @dataclass(frozen=True)
@@ -219,6 +223,20 @@ class _Outcome:
     status: int
     phrase: str
     problem: str = ""
+    #: the request that got this answer (the last attempt); None when nothing was sent
+    request: SipRequest | None = None
+
+
+def _outside_parts(parts: tuple[MimeEntity, ...]) -> list[tuple[str, bytes]]:
+    """The unprotected sibling parts as (content type, content) pairs to store."""
+    found: list[tuple[str, bytes]] = []
+    for part in parts:
+        try:
+            content = part.decoded_body()
+        except SmimeError:
+            content = bytes(part.body)
+        found.append((str(part.content_type), content))
+    return found
 
 
 def _without_root(identity: Identity) -> Identity:
@@ -254,6 +272,10 @@ class UserAgent:
         self._capabilities: dict[tuple[str, str], bool | None] = {}
         self._learned: dict[str, x509.Certificate | None] = {}
         self._no_route: dict[str, float] = {}  # peer -> when to try notifying it again
+        # ids of outgoing messages being delivered now (never sent twice at once)
+        self._in_flight: set[str] = set()
+        # the bytes of the message the transport is handing over (see `_on_trace`)
+        self._last_in: bytes | None = None
         # received messages are committed by a writer of their own (group commit)
         self._commits = IncomingCommits(MessageStore(self.store.path))
         self._own_sha256 = certificate_sha256(self.identity.certificate)
@@ -323,6 +345,10 @@ class UserAgent:
         self.emit(Notice(self.now(), level=level, text=text, peer=peer))
 
     def _on_trace(self, trace: Trace) -> None:
+        if trace.direction == "in":
+            # The transport reports the bytes, then hands the events they caused over
+            # before reading on: a request's handler finds here the bytes it came in.
+            self._last_in = trace.data
         if not self._subscribers:
             return
         end = trace.data.find(b"\r\n")
@@ -359,6 +385,15 @@ class UserAgent:
 
             self.registration = Registration(self)
             await self.registration.start()
+        if self.config.resend_pending:
+            self._spawn(self._resend_at_start())
+
+    async def _resend_at_start(self) -> None:
+        """What a previous run left pending goes out again, once (outcomes are events)."""
+        try:
+            await self.resend_pending()
+        except StoreError as exc:
+            self._notice("error", f"the pending messages could not be sent again: {exc}")
 
     async def _bind(self, listen: Listen) -> tuple[str, int]:
         """Bind one listener. Port 0 next to a listener already bound on the same host
@@ -508,9 +543,11 @@ class UserAgent:
             return _Outcome(None, 503, "Service Unavailable", str(exc))
         self._pending[key] = future
         try:
-            return await future
+            outcome = await future
         finally:
             self._pending.pop(key, None)
+        outcome.request = request
+        return outcome
 
     async def request_with_auth(
         self,
@@ -670,8 +707,17 @@ class UserAgent:
 
     # -- receiving -----------------------------------------------------------------------
 
+    def _wire_bytes(self, request: SipRequest) -> bytes:
+        """The bytes ``request`` arrived in (as the transport reported them), or the
+        request written out again when they are not at hand."""
+        raw, self._last_in = self._last_in, None
+        if raw is not None and raw.startswith(request.method.encode("ascii") + b" "):
+            return raw
+        return request.to_bytes()
+
     def _on_message(self, event: RequestReceived) -> None:
         request = event.request
+        raw_request = self._wire_bytes(request)
         now = self.now()
         try:
             sender = parse_aor(request.from_address.uri)
@@ -722,7 +768,10 @@ class UserAgent:
             "report": report_json,
             "at": now,
             "raw": pipeline.body_entity(request).to_bytes(),
+            "raw_request": raw_request,
         }
+        if opened.outside:
+            row["outside"] = _outside_parts(opened.outside)
 
         def committed(rowid: int | None, error: StoreError | None) -> None:
             if error is not None:
@@ -923,6 +972,10 @@ class UserAgent:
         recipient = self.peer_certificate(peer) if encrypted else None
         outcome = await self._send_cpim(peer, cpim.to_bytes(), sign=True, recipient=recipient)
         problem = "" if 200 <= outcome.status < 300 else self._explain(peer, outcome)
+        if outcome.phrase == TOO_LARGE_FOR_UDP:
+            # the next ones would be as large: none is built (signed, encrypted) for a while
+            self._no_route[peer] = time.monotonic() + NO_ROUTE_RETRY
+            problem += f"; no delivery notification goes to {peer} for {NO_ROUTE_RETRY:.0f} s"
         self._emit_response(
             peer,
             cpim.message_id,
@@ -966,6 +1019,12 @@ class UserAgent:
             return None
 
     # -- sending -------------------------------------------------------------------------
+
+    def raw_request(self, rowid: int) -> RawRequest | None:
+        """The request that carried the stored message with this row id: the SIP request
+        received, or the last one sent; None when none was kept (a message that went
+        over an MSRP session, or one stored before requests were kept)."""
+        return self.store.raw_request(rowid)
 
     def find_certificate(self, peer: str | None, sha256: str) -> x509.Certificate | None:
         """The certificate with this SHA-256 among those known for ``peer`` (its learned
@@ -1070,17 +1129,21 @@ class UserAgent:
             )
         if self._capability(peer_aor, SMIME_CAPABILITY) is False and (sign or recipient):
             notes.append(f"{peer_aor} answered 415 before: it may refuse protected messages again")
-        result = await self._deliver(
-            peer_aor,
-            message_id,
-            content,
-            content_type,
-            now,
-            sign,
-            recipient,
-            transport,
-            session=session,
-        )
+        self._in_flight.add(message_id)
+        try:
+            result = await self._deliver(
+                peer_aor,
+                message_id,
+                content,
+                content_type,
+                now,
+                sign,
+                recipient,
+                transport,
+                session=session,
+            )
+        finally:
+            self._in_flight.discard(message_id)
         if notes and result.delivered:
             result = SendResult(**{**result.to_json(), "explanation": "; ".join(notes)})
         elif notes:
@@ -1092,27 +1155,46 @@ class UserAgent:
     async def resend_pending(self) -> list[SendResult]:
         """Send again the outgoing messages still pending: stored before a process ended
         without their final answer. Each keeps its message id (a receiver that got it
-        already refuses the copy as a replay)."""
-        results = []
+        already refuses the copy as a replay, and the message counts as delivered). The
+        messages of one peer go in the order they were written; peers do not wait for
+        each other. A message being delivered at the moment is left to that delivery."""
+        by_peer: dict[str, list] = {}
         for stored in self.store.pending_outgoing():
             if stored.transport != "sip" or stored.message_id is None:
                 continue
-            if not uri_equal(stored.local, self.aor):
+            if stored.message_id in self._in_flight or not uri_equal(stored.local, self.aor):
                 continue
-            recipient = self.peer_certificate(stored.peer) if self.config.encrypt else None
-            results.append(
-                await self._deliver(
-                    stored.peer,
-                    stored.message_id,
-                    stored.content or b"",
-                    stored.content_type or "text/plain;charset=utf-8",
-                    self.now(),
-                    self.config.sign,
-                    recipient,
-                    None,
+            self._in_flight.add(stored.message_id)
+            by_peer.setdefault(stored.peer, []).append(stored)
+
+        async def one_peer(messages: list) -> list[SendResult]:
+            results = []
+            for stored in messages:
+                recipient = self.peer_certificate(stored.peer) if self.config.encrypt else None
+                results.append(
+                    await self._deliver(
+                        stored.peer,
+                        stored.message_id,
+                        stored.content or b"",
+                        stored.content_type or "text/plain;charset=utf-8",
+                        self.now(),
+                        self.config.sign,
+                        recipient,
+                        None,
+                        again=True,
+                    )
                 )
-            )
-        return results
+            return results
+
+        claimed = [stored.message_id for messages in by_peer.values() for stored in messages]
+        tasks = [asyncio.ensure_future(one_peer(messages)) for messages in by_peer.values()]
+        try:
+            done = await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            self._in_flight.difference_update(claimed)
+        return [result for results in done for result in results]
 
     async def _over_session(
         self,
@@ -1130,17 +1212,31 @@ class UserAgent:
 
     # -- session mode (messenger.ua.sessions) ----------------------------------------------
 
-    async def send_file(self, to: str, path: str | Path) -> SendResult:
+    async def send_file(
+        self,
+        to: str,
+        path: str | Path,
+        *,
+        sign: bool | None = None,
+        encrypt: bool | None = None,
+        transfer_id: str | None = None,
+    ) -> SendResult:
         """Send a file over an MSRP session with ``to`` (set up on demand): protected whole
-        (its name inside the protection), then chunked. Never raises for network trouble."""
-        return await self.sessions.send_file(to, path)
+        (its name inside the protection), then chunked. Never raises for network trouble.
+        ``sign``/``encrypt`` apply to this file alone (None: the account's policy);
+        ``transfer_id`` (default: a new one) is its message id and transfer id."""
+        return await self.sessions.send_file(
+            to, path, transfer_id=transfer_id, sign=sign, encrypt=encrypt
+        )
 
     async def start_session(self, to: str, *, transport: str | None = None):
         """Open (or reuse) an MSRP session with ``to``; `SessionSetupError` says why not."""
         return await self.sessions.start_session(to, transport=transport)
 
     def cancel_transfer(self, transfer_id: str) -> bool:
-        """Cancel a running outgoing file transfer (aborted with ``#`` on the wire)."""
+        """Cancel a running file transfer, either way: one being sent is aborted with ``#``
+        on the wire; one still arriving is discarded, and its sender is told to send no
+        more of it (MSRP 413). False when no such transfer is running."""
         return self.sessions.cancel_transfer(transfer_id)
 
     def _cpim(
@@ -1169,7 +1265,10 @@ class UserAgent:
         *,
         resent: bool = False,
         session: bool = False,
+        again: bool = False,
     ) -> SendResult:
+        """Send one stored message and record its outcome; ``resent`` after a 493, and
+        ``again`` for a message a previous run left pending."""
         cpim = self._cpim(peer, content, content_type, at, message_id)
         if session or len(cpim) > PAGER_MAX_CONTENT:
             outcome = await self._over_session(
@@ -1193,6 +1292,8 @@ class UserAgent:
         response = outcome.response
         now = self.now()
         encrypted = recipient is not None
+        # the request as it went out, kept with the message (None: nothing was sent)
+        sent = outcome.request.to_bytes() if outcome.request is not None else None
         explanation = ""
         state = "failed"
         if 200 <= status < 300:
@@ -1224,6 +1325,7 @@ class UserAgent:
                     at=now,
                     status=493,
                     reason="re-sending encrypted to the certificate of the 493",
+                    raw_request=sent,
                 )
                 self._emit_response(peer, message_id, outcome, response, "re-sending encrypted")
                 return await self._deliver(
@@ -1236,8 +1338,16 @@ class UserAgent:
                     certificate,
                     transport,
                     resent=True,
+                    again=again,
                 )
             explanation = problem
+        elif again and status == 403 and outcome.phrase == pipeline.REPLAYED_PHRASE:
+            # the copy is refused because the peer stored the original: it was delivered
+            state = "delivered"
+            explanation = (
+                f"{peer} already had this message (its answer was lost when this program "
+                "stopped); the copy sent again was refused as a replay"
+            )
         else:
             explanation = self._explain(peer, outcome)
         if status == 493 and not explanation:
@@ -1247,7 +1357,12 @@ class UserAgent:
             )
         try:
             self.store.set_delivery(
-                message_id, state, at=now, status=status or None, reason=explanation
+                message_id,
+                state,
+                at=now,
+                status=status or None,
+                reason=explanation,
+                raw_request=sent,
             )
         except StoreError as exc:
             self._notice("error", f"the delivery state could not be stored: {exc}", peer)
@@ -1412,8 +1527,10 @@ class UserAgent:
                 body=body,
             )
 
+        first: list[SipRequest] = []  # the request measured for UDP is the one sent
         if target.transport == "udp":
-            size = len(make(1, [], target).to_bytes())
+            measured = make(1, [], target)
+            size = len(measured.to_bytes())
             if size > UDP_MAX_REQUEST:
                 if fixed:
                     return _Outcome(
@@ -1425,8 +1542,16 @@ class UserAgent:
                         "configure a TCP or TLS address for it (or send a shorter message)",
                     )
                 target = Peer("tcp", target.host, target.port)
+            else:
+                first.append(measured)
         try:
             await self.transport.connect(target)
         except SipTransportError as exc:
             return _Outcome(None, 503, "Service Unavailable", str(exc))
-        return await self.request_with_auth(lambda c, a: make(c, a, target), target)
+
+        def attempt(cseq: int, auth: list[tuple[str, str]]) -> SipRequest:
+            if first and cseq == 1 and not auth:
+                return first.pop()
+            return make(cseq, auth, target)
+
+        return await self.request_with_auth(attempt, target)

@@ -4,9 +4,11 @@ The store commits with ``synchronous=FULL``: every transaction waits for the dis
 transaction per received message would cap the agent at one message per disk flush.
 `IncomingCommits` collects the messages that arrive while a flush is under way and writes
 them in the next transaction, on a writer thread, so the event loop keeps verifying while
-the disk works. Each message's callback runs on the loop thread once its transaction is
-committed (with the row id) or has failed (with the `StoreError`): only then is the 200
-(or the 500) sent.
+the disk works. A message that finds the writer idle waits a few milliseconds for others
+to join it: every transaction costs a flush and a rewrite of the index pages it touches,
+whether it holds one message or twenty. Each message's callback runs on the loop thread
+once its transaction is committed (with the row id) or has failed (with the `StoreError`):
+only then is the 200 (or the 500) sent.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ __all__ = ["Committed", "IncomingCommits"]
 Committed = Callable[[int | None, StoreError | None], None]
 
 _MAX_BATCH = 256
+#: How long (seconds) a message that finds the writer idle waits for others to share its
+#: transaction. Far below what a sender notices, and below its first retransmission.
+LINGER = 0.01
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +37,12 @@ logger = logging.getLogger(__name__)
 class IncomingCommits:
     """Writes received messages to ``store`` in batches, one transaction per batch."""
 
-    def __init__(self, store: MessageStore) -> None:
+    def __init__(self, store: MessageStore, *, linger: float = LINGER) -> None:
         self.store = store
+        self.linger = linger
         self._queue: list[tuple[dict[str, Any], Committed]] = []
         self._keys: set[tuple[str, str]] = set()
-        self._busy = False
+        self._busy = False  # a write is under way or about to start
         self._idle: asyncio.Event | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
 
@@ -50,14 +56,17 @@ class IncomingCommits:
         if row.get("message_id") is not None:
             self._keys.add((row["peer"], row["message_id"]))
         if not self._busy:
-            self._start()
+            self._busy = True
+            if self._idle is not None:
+                self._idle.clear()
+            if self.linger > 0:
+                asyncio.get_running_loop().call_later(self.linger, self._start)
+            else:
+                self._start()
 
     def _start(self) -> None:
         loop = asyncio.get_running_loop()
         batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
-        self._busy = True
-        if self._idle is not None:
-            self._idle.clear()
         future = loop.run_in_executor(self._executor, self._write, [row for row, _ in batch])
         future.add_done_callback(lambda f: self._finished(batch, f))
 
@@ -83,10 +92,11 @@ class IncomingCommits:
                     done(result[index], None)
             except Exception:  # one failing answer must not keep the others waiting
                 logger.exception("answering a committed message failed")
-        self._busy = False
-        if self._queue:
+        if self._queue:  # arrived during the write: they have waited long enough
             self._start()
-        elif self._idle is not None:
+            return
+        self._busy = False
+        if self._idle is not None:
             self._idle.set()
 
     async def idle(self) -> None:

@@ -1,6 +1,7 @@
 """Decoding one SIP message for a person debugging interop: the SIP envelope, the body's
 S/MIME structure, the security report, the certificates carried, the CPIM wrapper, any
-IMDN and the innermost content (`messenger inspect` renders it)."""
+IMDN and the innermost content (`messenger inspect` renders it). `cms_structure` and
+`split_sip` give the window the same views as text, so that it never reads CMS itself."""
 
 from __future__ import annotations
 
@@ -16,13 +17,44 @@ from messenger.pki.verdict import CertificateSummary
 from messenger.sip.errors import SipParseError
 from messenger.sip.message import SipRequest, parse_message
 from messenger.smime.errors import SmimeError
-from messenger.smime.inspect import describe
+from messenger.smime.inspect import describe, load_any, render
 from messenger.smime.mime import MimeEntity
 from messenger.smime.protect import unprotect
 
-__all__ = ["inspect_sip"]
+__all__ = ["cms_structure", "inspect_sip", "split_sip"]
 
 _BODY_HEADERS = ("Content-Transfer-Encoding", "Content-Disposition", "Content-Encoding")
+
+
+def split_sip(raw: bytes) -> tuple[str, bytes, str | None]:
+    """(head text, body bytes, Content-Type) of a raw SIP message, without parsing it
+    further than the blank line and the Content-Type header (so that a message this
+    agent could not parse can still be shown)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        head, _, body = raw.partition(b"\n\n")
+    text = head.decode("utf-8", errors="replace")
+    ctype = None
+    for line in text.splitlines()[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() in ("content-type", "c"):
+            ctype = value.strip()
+    return text, body, ctype
+
+
+def cms_structure(body: bytes, content_type: str | None) -> str:
+    """The S/MIME structure of a message body as indented text: a MIME entity (when
+    ``content_type`` is None), or the bare body of a request with its Content-Type.
+    Anything unreadable gives words, never an exception."""
+    if not body:
+        return "The request has no body."
+    data = body
+    if content_type and body[:1] != b"\x30":
+        data = f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    try:
+        return render(describe(load_any(data)))
+    except (SmimeError, ValueError) as exc:
+        return f"The body is not an S/MIME structure that can be shown: {exc}"
 
 
 def inspect_sip(

@@ -14,12 +14,12 @@ against the signer, the CPIM To against us) -> an `Opened` value with the report
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from messenger.im.cpim import CpimMessage, parse_cpim
 from messenger.im.errors import ImError
@@ -38,6 +38,7 @@ __all__ = [
     "ACCEPT_TYPES",
     "CPIM_TYPE",
     "PROTECTED_TYPES",
+    "REPLAYED_PHRASE",
     "Opened",
     "Refusal",
     "body_entity",
@@ -63,8 +64,14 @@ ACCEPT_TYPES = (
     "message/cpim",
     "text/plain",
     "message/imdn+xml",
+    "multipart/mixed",
 )
+#: A protected part may sit inside a multipart/mixed (RFC 8591 section 9.1); its siblings
+#: are not protected and are kept apart (`Opened.outside`).
+MIXED_TYPE = "multipart/mixed"
 ACCEPT_HEADER = ", ".join(ACCEPT_TYPES)
+#: The reason phrase of the 403 refusing a message already received (same message id).
+REPLAYED_PHRASE = "Replayed Message"
 _ACCEPTED = frozenset(ACCEPT_TYPES) | {"application/x-pkcs7-mime"}
 
 #: The MIME headers of a protected entity that travel as SIP headers.
@@ -105,6 +112,8 @@ class Opened:
     message_id: str | None = None
     signer_certificate: x509.Certificate | None = None
     extra: dict = field(default_factory=dict)
+    #: parts that came beside the protected one: no signature of the message covers them
+    outside: tuple[MimeEntity, ...] = ()
 
     @property
     def encrypted(self) -> bool:
@@ -208,7 +217,7 @@ def open_body(
             headers=[("Accept", ACCEPT_HEADER)],
         )
     entity = body_entity(request)
-    if mime_type in PROTECTED_TYPES:
+    if mime_type in PROTECTED_TYPES or mime_type == MIXED_TYPE:
         try:
             result = unprotect(
                 entity,
@@ -250,6 +259,7 @@ def open_body(
         except SmimeError as exc:
             raise Refusal(400, "Bad Request", f"the inner content cannot be read: {exc}") from None
         signer = _signer_certificate(report)
+        outside = result.outside
     else:
         report = SecurityReport(
             confidentiality=Confidentiality.PLAINTEXT,
@@ -262,6 +272,7 @@ def open_body(
         inner_type = mime_type
         content = request.body
         signer = None
+        outside = ()
 
     cpim: CpimMessage | None = None
     message_id: str | None = None
@@ -286,6 +297,7 @@ def open_body(
         cpim=cpim,
         message_id=message_id,
         signer_certificate=signer,
+        outside=outside,
     )
 
 
@@ -293,16 +305,15 @@ def _signer_certificate(report: SecurityReport) -> x509.Certificate | None:
     if report.signer is None or not report.authenticity.signature_valid:
         return None
     for der in report.certificates:
-        certificate = x509.load_der_x509_certificate(der)
-        if report.signer.sha256 == _sha256(certificate):
-            return certificate
+        if report.signer.sha256 == hashlib.sha256(der).hexdigest():
+            return _certificate(der)
     return None
 
 
-def _sha256(certificate: x509.Certificate) -> str:
-    from hashlib import sha256
-
-    return sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+@functools.lru_cache(maxsize=256)
+def _certificate(der: bytes) -> x509.Certificate:
+    """The certificate of ``der``, loaded once: a signer sends the same one every time."""
+    return x509.load_der_x509_certificate(der)
 
 
 def _cpim_checks(
@@ -368,7 +379,7 @@ def _replay_check(
         report = replace(report, replay=Replay.DUPLICATE).with_check(
             Check("replay", Outcome.FAIL, words + ": refused as a replay")
         )
-        return report, Refusal(403, "Replayed Message", words, report=report)
+        return report, Refusal(403, REPLAYED_PHRASE, words, report=report)
     report = replace(report, replay=Replay.FRESH).with_check(
         Check("replay", Outcome.PASS, "first time seen, dated within the window")
     )

@@ -5,6 +5,7 @@ Layout of a profile folder::
     identity/      cert.pem, key.pem (encrypted with the user's passphrase)
     account.json   the account settings below (owner-only: it may hold the SIP password)
     trust/         trust anchors added in the wizard (PEM)
+    received/      files received in sessions, each written whole (or not at all)
     history.sqlite3  the message store (messenger.ua.store)
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "AccountSettings",
     "ProfileError",
     "account_config",
+    "check_msrp_relay",
     "default_profile_dir",
     "load_settings",
     "save_settings",
@@ -33,6 +35,7 @@ __all__ = [
 ACCOUNT_FILE = "account.json"
 IDENTITY_DIR = "identity"
 TRUST_DIR = "trust"
+DOWNLOADS_DIR = "received"
 
 
 class ProfileError(Exception):
@@ -69,6 +72,8 @@ class AccountSettings:
     require_signatures: bool = False
     encrypt: bool = True
     sign: bool = True
+    #: an RFC 4976 relay every MSRP session goes through (``msrps://host:port;tcp``)
+    msrp_relay: str = ""
 
     def validate(self) -> None:
         """Raise ValueError, in words, when a setting cannot work."""
@@ -90,6 +95,8 @@ class AccountSettings:
             if not peer.lower().startswith(("sip:", "sips:")):
                 raise ValueError(f"contact {peer!r} is not a SIP address")
             Listen.parse(where)
+        if self.msrp_relay:
+            check_msrp_relay(self.msrp_relay)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AccountSettings:
@@ -97,6 +104,26 @@ class AccountSettings:
         if "aor" not in known:
             raise ProfileError("the account settings name no SIP address (aor)")
         return cls(**known)
+
+
+def check_msrp_relay(text: str) -> str:
+    """The MSRP relay URI as the sessions will use it; ValueError in words otherwise."""
+    from messenger.msrp.errors import MsrpError
+    from messenger.msrp.uri import MsrpUri
+
+    example = "msrps://relay.example.com:2855;tcp (or msrp:// for TCP without TLS)"
+    try:
+        uri = MsrpUri.parse(text.strip())
+    except MsrpError as exc:
+        raise ValueError(
+            f"the MSRP relay {text.strip()!r} is not an MSRP URI ({exc}); write it as {example}"
+        ) from None
+    if uri.session_id:
+        raise ValueError(
+            f"the MSRP relay {text.strip()!r} names a session ({uri.session_id}); a relay is "
+            f"written without one, as {example}"
+        )
+    return str(uri)
 
 
 def save_settings(folder: Path, settings: AccountSettings) -> None:
@@ -166,4 +193,6 @@ def account_config(folder: Path, settings: AccountSettings, identity: Identity) 
         sign=settings.sign,
         encrypt=settings.encrypt,
         require_signatures=settings.require_signatures,
+        msrp_relay=check_msrp_relay(settings.msrp_relay) if settings.msrp_relay else None,
+        downloads=folder / DOWNLOADS_DIR,
     )

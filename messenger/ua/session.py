@@ -9,14 +9,17 @@ section 8):
               a protected Content-Disposition) -> sign -> encrypt for the peer -> MSRP
               chunks (the executor does the cryptography, the loop only moves bytes)
     incoming: chunks -> one temporary file per message -> whole message -> unprotect in the
-              executor -> report -> stored -> `MessageReceived`
+              executor -> report -> stored -> `MessageReceived` (a file is written whole
+              into the downloads folder, and the store keeps its ``file:`` URI)
 
 A 200 to a chunk only says the chunk arrived; what was verified is in the report of the
 receiver. A 415 from the peer means it cannot take S/MIME for the rest of the session:
 `smime_refused` says so in words, and a `CapabilityLearned` event tells the faces.
 `TransferProgress` events follow every transfer in both directions; a transfer that does
 not complete ends in ``aborted`` or ``failed`` with a reason, and nothing incomplete is
-ever shown as received.
+ever shown as received. Either side may cancel a transfer while it moves (`cancel`): the
+sender ends it with ``#``; the receiver discards what arrived and answers it with MSRP 413,
+and the sender then stops and says the receiver stopped it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from messenger.im.errors import CpimError
 from messenger.msrp.errors import MsrpError
 from messenger.msrp.ids import new_message_id, new_session_id
 from messenger.msrp.session import (
+    STOPPED_BY_RECEIVER,
     IncomingAborted,
     IncomingMessage,
     IncomingProgress,
@@ -77,9 +81,12 @@ from messenger.ua.store import MessageStore
 
 __all__ = [
     "DEFAULT_ACCEPT_TYPES",
+    "FILE_REFERENCE_TYPE",
+    "STOPPED_RECEIVING",
     "ChatSession",
     "TempFileBuffer",
     "TransferResult",
+    "file_reference",
     "new_local_uri",
 ]
 
@@ -95,6 +102,8 @@ RELAY_WINDOW = 128 * 1024
 REPORT_INTERVAL = 32 * 1024
 DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024
 _PROGRESS_STEPS = 100  # at most this many running progress events per transfer
+#: Words in the reason of a transfer its receiver stopped part-way (on both sides).
+STOPPED_RECEIVING = "stopped receiving it"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ \-()\[\]+,@=]")
 
 
@@ -155,6 +164,7 @@ class TransferResult:
     signed: bool
     size: int
     cancelled: bool = False
+    stopped: bool = False  # the receiver stopped it part-way (MSRP 413)
 
 
 @dataclass
@@ -194,6 +204,16 @@ def _cpim_body_start(data: bytes) -> int:
     if mime < 0:
         raise CpimError("no blank line after the encapsulated MIME headers")
     return mime + 4
+
+
+#: How a file sent or received over a session is stored: a ``text/uri-list`` (RFC 2483)
+#: naming the file on disk (the sent file, or the received copy in the downloads folder).
+FILE_REFERENCE_TYPE = "text/uri-list"
+
+
+def file_reference(path: Path) -> bytes:
+    """The stored content of a file row: its ``file:`` URI on one line."""
+    return (Path(path).resolve().as_uri() + "\r\n").encode("utf-8")
 
 
 def safe_filename(name: str | None) -> str:
@@ -286,6 +306,7 @@ class ChatSession:
         self._use_path: tuple[MsrpUri, ...] | None = None
         self._transfers: dict[str, _Transfer] = {}
         self._incoming_lock = asyncio.Lock()
+        self._stopped: set[str] = set()  # incoming messages we cancelled
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = self._loop.create_future()
 
@@ -372,12 +393,26 @@ class ChatSession:
 
     # -- sending -----------------------------------------------------------------------------
     async def send_text(
-        self, text: str, *, content_type: str = "text/plain;charset=utf-8"
+        self,
+        text: str,
+        *,
+        content_type: str = "text/plain;charset=utf-8",
+        sign: bool | None = None,
+        encrypt: bool | None = None,
     ) -> TransferResult:
-        """Send one chat message over the session."""
-        return await self.send_content(text.encode("utf-8"), content_type)
+        """Send one chat message over the session (``sign``/``encrypt``: see `send_content`)."""
+        return await self.send_content(
+            text.encode("utf-8"), content_type, sign=sign, encrypt=encrypt
+        )
 
-    async def send_file(self, path: Path, *, content_type: str | None = None) -> TransferResult:
+    async def send_file(
+        self,
+        path: Path,
+        *,
+        content_type: str | None = None,
+        sign: bool | None = None,
+        encrypt: bool | None = None,
+    ) -> TransferResult:
         """Send a file: its name goes in a protected Content-Disposition."""
         path = Path(path)
         size = path.stat().st_size
@@ -386,6 +421,8 @@ class ChatSession:
             content_type or "application/octet-stream",
             filename=path.name,
             size=size,
+            sign=sign,
+            encrypt=encrypt,
         )
 
     async def send_content(
@@ -396,11 +433,19 @@ class ChatSession:
         filename: str | None = None,
         size: int | None = None,
         transfer_id: str | None = None,
+        sign: bool | None = None,
+        encrypt: bool | None = None,
+        recipient: x509.Certificate | None = None,
     ) -> TransferResult:
         """Protect the whole content (in the executor), then send it chunked; wait until
         the peer reported it received, or it failed. ``content`` may be a callable that
         loads it (run in the executor, so the loop never holds a file's bytes). Never
-        raises for network trouble: the result says what happened."""
+        raises for network trouble: the result says what happened.
+
+        ``sign`` and ``encrypt`` belong to this message alone (None: the session's
+        defaults); ``recipient`` is the certificate to encrypt to (None: the peer's known
+        one). They are fixed when this is called, so concurrent sends with different
+        settings each keep their own."""
         if self.state != "open" or self._connection is None:
             raise MsrpTransportError(f"the session is not open ({self.state})")
         transfer_id = transfer_id or new_message_id()
@@ -410,9 +455,21 @@ class ChatSession:
         self._transfers[transfer_id] = transfer
         self._progress(transfer, 0, "running", force=True)
         when = self.clock()
+        sign = self.sign if sign is None else sign
+        encrypt = self.encrypt if encrypt is None else encrypt
+        recipient = recipient if recipient is not None else self.peer_certificate
         try:
             protected = await self._loop.run_in_executor(
-                None, self._protect, content, content_type, filename, transfer_id, when
+                None,
+                self._protect,
+                content,
+                content_type,
+                filename,
+                transfer_id,
+                when,
+                sign,
+                recipient if encrypt else None,
+                encrypt,
             )
         except (SmimeError, CpimError, OSError, ValueError) as exc:
             return self._finish_out(
@@ -445,6 +502,9 @@ class ChatSession:
         filename: str | None,
         message_id: str,
         when: datetime,
+        sign: bool,
+        recipient: x509.Certificate | None,
+        encrypt: bool,
     ) -> _Protected:
         data = content() if callable(content) else content
         del content
@@ -464,15 +524,14 @@ class ChatSession:
         del data
         recipients = []
         explanation = ""
-        if self.encrypt:
-            if self.peer_certificate is not None:
-                recipients.append(self.peer_certificate)
+        if encrypt:
+            if recipient is not None:
+                recipients.append(recipient)
             else:
-                explanation = (
-                    f"not encrypted: no certificate of {self.peer_aor} is known yet; "
-                    "it is signed, so the peer can verify who wrote it"
-                )
-        signer = self.identity if self.sign else None
+                explanation = f"not encrypted: no certificate of {self.peer_aor} is known yet"
+                if sign:
+                    explanation += "; it is signed, so the peer can verify who wrote it"
+        signer = self.identity if sign else None
         if signer is None and not recipients:
             headers = tuple(extra) if filename is not None else ()
             return _Protected(cpim, "message/cpim", headers, False, False, explanation)
@@ -500,11 +559,20 @@ class ChatSession:
         )
 
     def cancel(self, transfer_id: str) -> bool:
-        """Cancel an outgoing transfer (aborted with ``#`` on the wire). True if it was
-        still running."""
+        """Cancel a transfer that is still running. Outgoing: aborted with ``#`` on the
+        wire. Incoming (still arriving): what arrived is discarded and the sender is told
+        to send no more of it (MSRP 413, RFC 4975 section 10.5). True if it was running."""
         transfer = self._transfers.get(transfer_id)
-        if transfer is None or transfer.direction != "out" or self._connection is None:
+        if transfer is None or self._connection is None:
             return False
+        if transfer.direction == "in":
+            events = self.msrp.refuse(transfer_id, now=self._loop.time())
+            if events:
+                self._stopped.add(transfer_id)
+            for event in events:
+                self._on_session_event(event)
+            self._connection.flush()
+            return bool(events)
         if transfer.protected is None:  # still being protected: fail it now
             self._finish_out(transfer, False, 0, "the transfer was cancelled", cancelled=True)
             return True
@@ -519,6 +587,7 @@ class ChatSession:
         explanation: str,
         *,
         cancelled: bool = False,
+        stopped: bool = False,
     ) -> TransferResult:
         protected = transfer.protected
         if delivered and protected is not None and protected.explanation:
@@ -532,6 +601,7 @@ class ChatSession:
             protected.signed if protected else False,
             transfer.total,
             cancelled,
+            stopped,
         )
         self._transfers.pop(transfer.transfer_id, None)
         state = "complete" if delivered else "aborted" if cancelled else "failed"
@@ -604,6 +674,8 @@ class ChatSession:
         elif isinstance(event, OutgoingFailed):
             self._outgoing_failed(event)
         elif isinstance(event, IncomingProgress):
+            if event.message_id in self._stopped:
+                return  # reported with chunks read before it was cancelled
             transfer = self._transfers.get(event.message_id)
             if transfer is None:
                 transfer = _Transfer(event.message_id, None, event.total, "in")
@@ -611,6 +683,10 @@ class ChatSession:
             if event.received < event.total:
                 self._progress(transfer, event.received, "running")
         elif isinstance(event, IncomingMessage):
+            transfer = self._transfers.get(event.message_id)
+            if transfer is not None:
+                # all of it arrived: it is being decrypted and checked, not yet received
+                self._progress(transfer, event.total, "running", force=True)
             task = self._loop.create_task(self._incoming(event))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -618,6 +694,9 @@ class ChatSession:
             transfer = self._transfers.pop(event.message_id, None)
             if transfer is None:
                 transfer = _Transfer(event.message_id, None, event.total or 0, "in")
+            reason = event.reason
+            if reason == STOPPED_BY_RECEIVER:
+                reason = f"you {STOPPED_RECEIVING} ({self.peer_aor} was told to send no more of it)"
             self._emit_progress(
                 transfer_id=event.message_id,
                 direction="in",
@@ -625,7 +704,7 @@ class ChatSession:
                 done=event.received,
                 total=event.total,
                 state="aborted",
-                reason=f"{event.reason}; nothing of it was kept",
+                reason=f"{reason}; nothing of it was kept",
             )
         elif isinstance(event, IncomingRefused):
             self._emit(
@@ -686,6 +765,11 @@ class ChatSession:
                         reason=self.smime_refused,
                     )
                 )
+        elif event.status == 413 and event.stopped:
+            explanation = (
+                f"{self.peer_aor} {STOPPED_RECEIVING} part-way (MSRP 413) and kept nothing "
+                "of it; send it again if they ask for it"
+            )
         elif event.status == 413:
             explanation = (
                 f"{event.reason}: {transfer.total} bytes is more than {self.peer_aor} "
@@ -693,7 +777,14 @@ class ChatSession:
             )
         elif event.status == 0 and not event.cancelled:
             explanation = f"{event.reason}; the transfer did not complete"
-        self._finish_out(transfer, False, event.status, explanation, cancelled=event.cancelled)
+        self._finish_out(
+            transfer,
+            False,
+            event.status,
+            explanation,
+            cancelled=event.cancelled,
+            stopped=event.stopped,
+        )
 
     # -- receiving ---------------------------------------------------------------------------
     async def _incoming(self, event: IncomingMessage) -> None:
@@ -724,12 +815,17 @@ class ChatSession:
             message_id, content_type, content, report, filename, path = received
             rowid = 0
             if self.store is not None:
+                if path is not None:
+                    # the bytes are in the downloads folder: the store keeps where
+                    stored_type, stored_content = FILE_REFERENCE_TYPE, file_reference(path)
+                else:
+                    stored_type, stored_content = content_type, content
                 stored = self.store.add_incoming(
                     peer=self.peer_aor,
                     local=self.local_aor,
                     message_id=message_id,
-                    content_type=content_type,
-                    content=content if filename is None else None,
+                    content_type=stored_type,
+                    content=stored_content,
                     report=report,
                     at=self.clock(),
                     transport="msrp",

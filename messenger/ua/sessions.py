@@ -64,7 +64,13 @@ from messenger.sip.sdp import (
 from messenger.sip.transaction import TransactionKey, client_key
 from messenger.sip.uri import parse_aor
 from messenger.ua.events import DeliveryChanged, Notice, Response
-from messenger.ua.session import ChatSession, TransferResult, new_local_uri
+from messenger.ua.session import (
+    FILE_REFERENCE_TYPE,
+    ChatSession,
+    TransferResult,
+    file_reference,
+    new_local_uri,
+)
 
 if TYPE_CHECKING:
     from messenger.ua.agent import SendResult, UserAgent
@@ -1014,12 +1020,17 @@ class SessionManager:
             return exc.status, exc.phrase or "Session Failed", str(exc)
         chat = session.chat
         assert chat is not None
-        chat.sign = sign
-        chat.encrypt = recipient is not None
         if recipient is not None:
             chat.peer_certificate = recipient
         try:
-            result = await chat.send_content(content, content_type, transfer_id=message_id)
+            result = await chat.send_content(
+                content,
+                content_type,
+                transfer_id=message_id,
+                sign=sign,
+                encrypt=recipient is not None,
+                recipient=recipient,
+            )
         except (MsrpTransportError, MsrpError) as exc:
             return 0, "Not Sent", f"the session with {peer} broke: {exc}"
         return self._outcome(result)
@@ -1028,6 +1039,8 @@ class SessionManager:
     def _outcome(result: TransferResult) -> tuple[int, str, str]:
         if result.delivered:
             return 200, "OK", result.explanation
+        if result.stopped:
+            return result.status, "Stopped By The Receiver", result.explanation
         phrase = {
             0: "Cancelled" if result.cancelled else "Not Delivered",
             408: "Request Timeout",
@@ -1038,10 +1051,17 @@ class SessionManager:
         return result.status, phrase, result.explanation
 
     async def send_file(
-        self, to: str, path: str | Path, *, transfer_id: str | None = None
+        self,
+        to: str,
+        path: str | Path,
+        *,
+        transfer_id: str | None = None,
+        sign: bool | None = None,
+        encrypt: bool | None = None,
     ) -> SendResult:
         """Send a file over a session with ``to``: stored first (its name and size), then
-        protected whole and sent in chunks; never raises for network trouble."""
+        protected whole and sent in chunks; never raises for network trouble. ``sign`` and
+        ``encrypt`` apply to this file alone (None: the account's policy)."""
         from messenger.ua.agent import SendResult
 
         agent = self.agent
@@ -1049,7 +1069,8 @@ class SessionManager:
         path = Path(path)
         message_id = transfer_id or new_message_id()
         now = agent.now()
-        sign, encrypt = agent.config.sign, agent.config.encrypt
+        sign = agent.config.sign if sign is None else sign
+        encrypt = agent.config.encrypt if encrypt is None else encrypt
         if not path.is_file():
             return SendResult(
                 message_id,
@@ -1064,8 +1085,8 @@ class SessionManager:
             peer=peer,
             local=agent.aor,
             message_id=message_id,
-            content_type="text/uri-list",
-            content=(path.resolve().as_uri() + "\r\n").encode("utf-8"),
+            content_type=FILE_REFERENCE_TYPE,
+            content=file_reference(path),
             at=now,
             transport="msrp",
         )
@@ -1079,7 +1100,6 @@ class SessionManager:
         chat = session.chat
         assert chat is not None
         recipient = agent.peer_certificate(peer) if encrypt else None
-        chat.sign, chat.encrypt = sign, encrypt
         if recipient is not None:
             chat.peer_certificate = recipient
         try:
@@ -1089,6 +1109,9 @@ class SessionManager:
                 filename=path.name,
                 size=path.stat().st_size,
                 transfer_id=message_id,
+                sign=sign,
+                encrypt=encrypt,
+                recipient=recipient,
             )
         except (MsrpTransportError, MsrpError, OSError) as exc:
             return self._file_result(message_id, peer, 0, "Not Sent", str(exc), False, False)
@@ -1138,7 +1161,8 @@ class SessionManager:
         )
 
     def cancel_transfer(self, transfer_id: str) -> bool:
-        """Cancel a running outgoing transfer (aborted with ``#``); False when unknown."""
+        """Cancel a running transfer: an outgoing one is aborted with ``#``, an incoming one
+        is discarded and its sender told to stop (MSRP 413); False when unknown or ended."""
         for session in self._sessions.values():
             chat = session.chat
             if chat is not None and chat.cancel(transfer_id):

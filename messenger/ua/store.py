@@ -39,7 +39,10 @@ Schema changes
 --------------
 ``schema_version`` holds one row with the version of the schema. ``_MIGRATIONS[n]`` is
 the list of statements that takes a database from version ``n`` to ``n + 1``; opening a
-store applies the missing ones in one transaction. A file whose version is higher than
+store applies the missing ones in one transaction. Version 2 added the unprotected parts
+that came beside the protected one (``messages.outside``) and the ``message_raw`` table:
+the SIP request that carried each message, kept apart so that reading a conversation
+never touches it. A file whose version is higher than
 :data:`SCHEMA_VERSION` is refused (it was written by a newer program).
 
 Only the standard library is used.
@@ -47,6 +50,7 @@ Only the standard library is used.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sqlite3
@@ -61,16 +65,21 @@ from typing import Any
 __all__ = [
     "DB_FILENAME",
     "DELIVERY_STATES",
+    "OUTSIDE_PARTS_MAX",
+    "OUTSIDE_PART_MAX",
+    "RAW_REQUEST_MAX",
     "SCHEMA_VERSION",
     "ConversationSummary",
     "MessageStore",
+    "OutsidePart",
+    "RawRequest",
     "StoreError",
     "StoredMessage",
     "UnknownMessageError",
 ]
 
 DB_FILENAME = "history.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: States of an outgoing message. Incoming messages have the state ``received``.
 DELIVERY_STATES = frozenset({"pending", "sent", "delivered", "displayed", "failed", "refused"})
@@ -85,6 +94,19 @@ PEER_HAS_CERTIFICATE = "peer-has-our-certificate"
 
 #: How many characters of the last message a conversation summary carries.
 SUMMARY_CHARS = 200
+
+#: How many unprotected parts are kept per message, and how many bytes of each: enough to
+#: show what came beside the protected content, never a second copy of a large body.
+OUTSIDE_PARTS_MAX = 8
+OUTSIDE_PART_MAX = 16 * 1024
+
+#: The bytes kept of the request that carried a message. A MESSAGE is limited to 64 KiB of
+#: content, so this keeps every SIP request whole; anything longer is cut, and the stored
+#: size says how long it was.
+RAW_REQUEST_MAX = 256 * 1024
+
+#: What ``message_raw.kind`` holds.
+RAW_KINDS = frozenset({"sip-request", "msrp-headers"})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -101,6 +123,76 @@ class UnknownMessageError(StoreError):
 # --------------------------------------------------------------------------------------
 # value types
 # --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutsidePart:
+    """Content that came beside the protected part (for example a text part next to a
+    signed one in a multipart/mixed): no signature of the message covers it, so it is
+    shown outside the protected frame. ``content`` holds at most :data:`OUTSIDE_PART_MAX`
+    bytes; ``size`` is the size of the part as it arrived."""
+
+    content_type: str
+    content: bytes
+    size: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.content)
+
+    @property
+    def is_text(self) -> bool:
+        return self.content_type.split(";")[0].strip().lower().startswith("text/")
+
+    @property
+    def text(self) -> str:
+        """The part decoded as UTF-8 (invalid bytes replaced)."""
+        return self.content.decode("utf-8", errors="replace")
+
+    def describe(self) -> str:
+        """What a person reads for the part: its text, or its type and size."""
+        if self.is_text:
+            return self.text + (f" … (cut; {self.size} bytes in all)" if self.truncated else "")
+        return f"({self.content_type}, {self.size} bytes)"
+
+    @classmethod
+    def of(cls, content_type: str | None, content: bytes | bytearray | memoryview) -> OutsidePart:
+        """A part as it is kept: the first :data:`OUTSIDE_PART_MAX` bytes and the size."""
+        data = bytes(content[:OUTSIDE_PART_MAX])
+        return cls(content_type or "text/plain", data, len(content))
+
+    def to_json(self) -> dict:
+        return {
+            "content_type": self.content_type,
+            "size": self.size,
+            "data": base64.b64encode(self.content).decode("ascii"),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OutsidePart:
+        return cls(
+            str(data["content_type"]),
+            base64.b64decode(data["data"]),
+            int(data["size"]),
+        )
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """What carried a message over the wire, as kept in the store.
+
+    ``kind`` is ``sip-request`` (the whole SIP request: the one received, or the last one
+    sent) or ``msrp-headers`` (the MSRP framing of a message that came in a session).
+    ``data`` holds at most :data:`RAW_REQUEST_MAX` bytes; ``size`` is the full length.
+    """
+
+    kind: str
+    data: bytes
+    size: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.data)
 
 
 @dataclass(frozen=True)
@@ -121,6 +213,8 @@ class StoredMessage:
     at: datetime
     transport: str
     read_at: datetime | None = None  # when the user read it (incoming); ``at`` for outgoing
+    #: unprotected parts that came beside the protected content, in their order
+    outside: tuple[OutsidePart, ...] = ()
 
     @property
     def text(self) -> str:
@@ -226,12 +320,27 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             value  TEXT NOT NULL
         ) WITHOUT ROWID""",
     ),
+    (
+        # the unprotected parts beside the protected one: JSON, NULL when there are none
+        "ALTER TABLE messages ADD COLUMN outside TEXT",
+        # the request that carried a message, one row per message, keyed by its row id;
+        # never read with the conversation. When the request ends with the body kept in
+        # messages.raw, only its head is here and ``shared`` says how many bytes of the
+        # end of messages.raw complete it (the body is not written twice).
+        """CREATE TABLE message_raw (
+            message  INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+            kind     TEXT    NOT NULL,
+            data     BLOB    NOT NULL,
+            size     INTEGER NOT NULL,
+            shared   INTEGER NOT NULL DEFAULT 0
+        )""",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _MESSAGE_COLUMNS = (
     "id, direction, peer, local, message_id, content_type, content, report, delivery, "
-    "status, reason, at_us, transport, read_at_us"
+    "status, reason, at_us, transport, read_at_us, outside"
 )
 
 # The queries whose plans matter for a conversation of 100,000 messages. The tests check
@@ -277,8 +386,20 @@ _SQL: dict[str, str] = {
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (direction, peer, local, message_id, content_type, content, "
-    "report, delivery, status, reason, at_us, delivery_at_us, read_at_us, transport, raw) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "report, delivery, status, reason, at_us, delivery_at_us, read_at_us, transport, raw, "
+    "outside) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+#: The request of a message just inserted (it has none yet).
+_INSERT_RAW = "INSERT INTO message_raw (message, kind, data, size, shared) VALUES (?, ?, ?, ?, ?)"
+
+#: Where the body entity (``raw``) is in the parameters of `_INSERT_MESSAGE`.
+_RAW_INDEX = 14
+
+_UPSERT_RAW = (
+    "INSERT INTO message_raw (message, kind, data, size, shared) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (message) DO UPDATE SET kind = excluded.kind, data = excluded.data, "
+    "size = excluded.size, shared = excluded.shared"
 )
 
 
@@ -336,6 +457,7 @@ def _row_to_message(row: tuple) -> StoredMessage:
         at_us,
         transport,
         read_at_us,
+        outside,
     ) = row
     return StoredMessage(
         rowid=rowid,
@@ -352,7 +474,68 @@ def _row_to_message(row: tuple) -> StoredMessage:
         at=_from_us(at_us),
         transport=transport,
         read_at=None if read_at_us is None else _from_us(read_at_us),
+        outside=() if outside is None else _outside_from_json(outside),
     )
+
+
+def _outside_json(parts: Iterable[OutsidePart | tuple[str | None, bytes]] | None) -> str | None:
+    """The unprotected parts as stored (bounded in count and size), None when none."""
+    if not parts:
+        return None
+    kept: list[dict] = []
+    for part in parts:
+        if len(kept) == OUTSIDE_PARTS_MAX:
+            break
+        if not isinstance(part, OutsidePart):
+            try:
+                content_type, content = part
+            except (TypeError, ValueError):
+                raise TypeError(
+                    "an outside part must be an OutsidePart or a (content type, bytes) pair"
+                ) from None
+            part = OutsidePart.of(content_type, _blob(content, "outside part") or b"")
+        elif len(part.content) > OUTSIDE_PART_MAX:
+            part = OutsidePart(
+                part.content_type,
+                part.content[:OUTSIDE_PART_MAX],
+                max(part.size, len(part.content)),
+            )
+        kept.append(part.to_json())
+    return _json(kept, "the outside parts") if kept else None
+
+
+def _outside_from_json(text: str) -> tuple[OutsidePart, ...]:
+    try:
+        return tuple(OutsidePart.from_json(p) for p in json.loads(text))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"a stored message has unreadable outside parts: {exc}") from exc
+
+
+def _raw_params(
+    rowid: int,
+    raw_request: bytes | bytearray | memoryview | RawRequest | None,
+    kind: str,
+    body_entity: bytes | None = None,
+) -> tuple | None:
+    """The ``message_raw`` row of a message (bounded), None when there is nothing. When
+    the request ends with the body of ``body_entity`` (kept in ``messages.raw``), only
+    the head is written."""
+    if raw_request is None:
+        return None
+    if isinstance(raw_request, RawRequest):
+        kind, data, size = raw_request.kind, raw_request.data, raw_request.size
+    else:
+        data = _blob(raw_request, "raw_request") or b""
+        size = len(data)
+    if kind not in RAW_KINDS:
+        raise ValueError(f"unknown raw request kind {kind!r}; expected one of {sorted(RAW_KINDS)}")
+    size = max(size, len(data))
+    if body_entity and size == len(data) <= RAW_REQUEST_MAX:
+        split = body_entity.find(b"\r\n\r\n")
+        shared = len(body_entity) - split - 4 if split >= 0 else 0
+        if 0 < shared <= len(data) and data.endswith(body_entity[len(body_entity) - shared :]):
+            return (rowid, kind, bytes(data[: len(data) - shared]), size, shared)
+    return (rowid, kind, bytes(data[:RAW_REQUEST_MAX]), size, 0)
 
 
 def _describe(exc: sqlite3.Error) -> str:
@@ -612,6 +795,7 @@ class MessageStore:
                         at_us,
                         transport,
                         None,
+                        None,
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -632,8 +816,12 @@ class MessageStore:
         at: datetime,
         status: int | None = None,
         reason: str = "",
+        raw_request: bytes | None = None,
     ) -> None:
         """Record what happened to an outgoing message.
+
+        ``raw_request`` is the request as it was sent (the last attempt); it replaces the
+        one kept before, in the same transaction as the state.
 
         ``sent`` < ``delivered`` < ``displayed`` only move forward: a late ``sent`` (the 200
         after the IMDN) or a ``delivered`` after ``displayed`` leaves the state as it is
@@ -668,6 +856,9 @@ class MessageStore:
                 "reason = CASE WHEN ? IS NULL AND ? = '' THEN reason ELSE ? END WHERE id = ?",
                 (state, at_us, status, status, reason, reason, rowid),
             )
+            raw = _raw_params(rowid, raw_request, "sip-request")
+            if raw is not None:
+                conn.execute(_UPSERT_RAW, raw)
 
     def set_report(self, message_id: str, report: dict) -> None:
         """Attach a report to the message with this id (the outgoing one, if both exist)."""
@@ -704,11 +895,17 @@ class MessageStore:
         at: datetime,
         raw: bytes | None = None,
         transport: str = "sip",
+        outside: Iterable[OutsidePart | tuple[str | None, bytes]] | None = None,
+        raw_request: bytes | RawRequest | None = None,
+        raw_kind: str = "sip-request",
     ) -> StoredMessage:
         """Store a received message with its report; committed when this returns.
 
         Call it before the 200 is sent. Duplicates are stored too (the report says what
-        the replay check found); :meth:`has_message_id` is the replay check.
+        the replay check found); :meth:`has_message_id` is the replay check. ``raw`` is
+        the body entity of the request (what :meth:`raw` gives back), ``outside`` the
+        unprotected parts that came beside the protected one, ``raw_request`` the bytes
+        of the whole request (of kind ``raw_kind``); all go into the same transaction.
         """
         params = self._incoming_params(
             peer=peer,
@@ -720,9 +917,13 @@ class MessageStore:
             at=at,
             raw=raw,
             transport=transport,
+            outside=outside,
         )
-        with self._db("store the incoming message") as conn:
+        with self._tx("store the incoming message") as conn:
             rowid = conn.execute(_INSERT_MESSAGE, params).lastrowid
+            extra = _raw_params(rowid, raw_request, raw_kind, params[_RAW_INDEX])
+            if extra is not None:
+                conn.execute(_INSERT_RAW, extra)
         message = self.by_rowid(rowid)
         assert message is not None
         return message
@@ -739,6 +940,7 @@ class MessageStore:
         at: datetime,
         raw: bytes | None = None,
         transport: str = "sip",
+        outside: Iterable[OutsidePart | tuple[str | None, bytes]] | None = None,
     ) -> tuple:
         _text(peer, "peer")
         _text(local, "local")
@@ -762,18 +964,33 @@ class MessageStore:
             None,
             transport,
             _blob(raw, "raw"),
+            _outside_json(outside),
         )
+
+    @classmethod
+    def _incoming_row(cls, row: Mapping[str, Any]) -> tuple[tuple, Any, str]:
+        """The message parameters, the raw request and its kind of one incoming row."""
+        fields = dict(row)
+        raw_request = fields.pop("raw_request", None)
+        raw_kind = fields.pop("raw_kind", "sip-request")
+        return cls._incoming_params(**fields), raw_request, raw_kind
 
     def bulk_add_incoming(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Store many incoming messages in one transaction (imports, tests, benchmarks).
 
         Each row holds the keyword arguments of :meth:`add_incoming`. Returns the count.
         """
-        params = (self._incoming_params(**row) for row in rows)
+        prepared = [self._incoming_row(row) for row in rows]
         with self._tx("store the incoming messages") as conn:
-            before = conn.total_changes
-            conn.executemany(_INSERT_MESSAGE, params)
-            return conn.total_changes - before
+            if not any(raw is not None for _p, raw, _k in prepared):
+                conn.executemany(_INSERT_MESSAGE, [p for p, _r, _k in prepared])
+                return len(prepared)
+            for params, raw_request, raw_kind in prepared:
+                rowid = conn.execute(_INSERT_MESSAGE, params).lastrowid
+                extra = _raw_params(rowid, raw_request, raw_kind, params[_RAW_INDEX])
+                if extra is not None:
+                    conn.execute(_INSERT_RAW, extra)
+            return len(prepared)
 
     def add_incoming_batch(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
         """Store received messages in one transaction (one disk flush for all of them: the
@@ -782,9 +999,16 @@ class MessageStore:
         Each row holds the keyword arguments of :meth:`add_incoming`; committed when this
         returns, so each may then be answered 200.
         """
-        params = [self._incoming_params(**row) for row in rows]
+        prepared = [self._incoming_row(row) for row in rows]
+        rowids: list[int] = []
         with self._tx("store the incoming messages") as conn:
-            return [conn.execute(_INSERT_MESSAGE, p).lastrowid for p in params]
+            for params, raw_request, raw_kind in prepared:
+                rowid = conn.execute(_INSERT_MESSAGE, params).lastrowid
+                extra = _raw_params(rowid, raw_request, raw_kind, params[_RAW_INDEX])
+                if extra is not None:
+                    conn.execute(_INSERT_RAW, extra)
+                rowids.append(rowid)
+        return rowids
 
     def has_message_id(self, peer: str, message_id: str) -> bool:
         """Whether a message with this id was already received from this peer (replay)."""
@@ -793,10 +1017,41 @@ class MessageStore:
         return row is not None
 
     def raw(self, rowid: int) -> bytes | None:
-        """The raw bytes stored with an incoming message (not loaded by the other reads)."""
+        """The body entity stored with an incoming message (its content headers and body,
+        as the request carried them; not loaded by the other reads)."""
         with self._db("read the raw message") as conn:
             row = conn.execute("SELECT raw FROM messages WHERE id = ?", (rowid,)).fetchone()
         return None if row is None or row[0] is None else bytes(row[0])
+
+    def raw_request(self, rowid: int) -> RawRequest | None:
+        """The request that carried the message with this row id (received, or the last
+        one sent), None when none was kept."""
+        with self._db("read the raw request") as conn:
+            row = conn.execute(
+                "SELECT r.kind, r.data, r.size, r.shared, "
+                "CASE WHEN r.shared > 0 THEN substr(m.raw, -r.shared) END "
+                "FROM message_raw r JOIN messages m ON m.id = r.message WHERE r.message = ?",
+                (rowid,),
+            ).fetchone()
+        if row is None:
+            return None
+        kind, data, size, shared, tail = row
+        data = bytes(data)
+        if shared:
+            data += bytes(tail)
+        return RawRequest(kind, data, size)
+
+    def set_raw_request(
+        self, rowid: int, data: bytes | RawRequest, *, kind: str = "sip-request"
+    ) -> None:
+        """Keep (or replace) the request that carried the message with this row id."""
+        params = _raw_params(rowid, data, kind)
+        assert params is not None
+        with self._db("store the raw request") as conn:
+            try:
+                conn.execute(_UPSERT_RAW, params)
+            except sqlite3.IntegrityError as exc:
+                raise UnknownMessageError(f"no message with the row id {rowid} is stored") from exc
 
     def mark_read(self, peer: str, *, at: datetime) -> None:
         """Mark every unread incoming message of the conversation as read at ``at``."""

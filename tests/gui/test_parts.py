@@ -179,9 +179,9 @@ def test_unprotected_parts_are_drawn_outside_the_frame(qtbot):
     import tempfile
     from pathlib import Path
 
-    from messenger.gui.conversation_model import ConversationModel
+    from messenger.gui.conversation_model import ConversationModel, describe_message
     from messenger.gui.main_window import ConversationView
-    from messenger.gui.message_delegate import MessageDelegate, outside_parts
+    from messenger.gui.message_delegate import MessageDelegate, outside_parts, outside_text
     from messenger.ua.store import MessageStore
 
     with tempfile.TemporaryDirectory() as folder:
@@ -190,18 +190,21 @@ def test_unprotected_parts_are_drawn_outside_the_frame(qtbot):
             "confidentiality": "plaintext",
             "authenticity": "verified",
             "layers": ["multipart/signed"],
-            "outside": [{"content_type": "text/plain", "text": "added on the way"}],
         }
-        for i, rep in enumerate((report, {**report, "outside": []})):
+        for i, parts in enumerate(([("text/plain", b"added on the way")], [])):
             store.add_incoming(
                 peer="sip:a@x.test",
                 local="sip:b@x.test",
                 message_id=f"m{i}",
                 content_type="text/plain",
                 content=b"signed words",
-                report=rep,
+                report=report,
                 at=NOW,
+                outside=parts,
             )
+        store.close()
+        # what is drawn comes from the store: a store opened again, as after a restart
+        store = MessageStore.open(Path(folder))
         model = ConversationModel(store)
         view = ConversationView(model)
         qtbot.addWidget(view)
@@ -216,10 +219,14 @@ def test_unprotected_parts_are_drawn_outside_the_frame(qtbot):
         with_part = delegate._layout(option, model.message(0), False)
         without = delegate._layout(option, model.message(1), False)
         assert outside_parts(model.message(0)) == ["added on the way"]
+        assert outside_text(model.message(1)) == ""
         assert with_part.outside is not None and without.outside is None
         # below the protected frame, not inside it
         assert with_part.outside.top() > with_part.bubble.bottom()
         assert with_part.height > without.height
+        spoken = describe_message(model.message(0))
+        assert "1 unprotected part came with it: added on the way" in spoken
+        assert "unprotected" not in describe_message(model.message(1))
         store.close()
 
 
@@ -282,3 +289,176 @@ def test_painting_does_not_use_up_none(qapp):
         painter.setPen(QColor(1, 2, 3))
     painter.end()
     assert sys.getrefcount(None) > 1000
+
+
+# ---- the layer rule of the window (../shared/design/architecture.md) ---------------------
+
+#: What `messenger/gui/` may import from the product: the user agent, its own modules, the
+#: package itself (its version), and the report and verdict *types*.
+GUI_MAY_IMPORT = ("messenger.gui", "messenger.ua")
+GUI_MAY_IMPORT_TYPES_FROM = ("messenger.smime.report", "messenger.pki.verdict")
+
+
+def layer_violations(source: str, where: str = "<source>") -> list[str]:
+    """Every import in ``source`` (a module under messenger/gui) that crosses the layer
+    rule, in words; [] when there is none."""
+    import ast
+    import importlib
+    import importlib.util
+
+    found: list[str] = []
+
+    def allowed_module(name: str) -> bool:
+        return any(name == m or name.startswith(m + ".") for m in GUI_MAY_IMPORT)
+
+    def check(module: str, names: list[str] | None, line: int) -> None:
+        if not (module == "messenger" or module.startswith("messenger.")):
+            return  # the standard library, Qt and other libraries are not layers of ours
+        if allowed_module(module):
+            return
+        if module == "messenger":
+            for name in names or ["*"]:
+                target = f"messenger.{name}"
+                is_module = name == "*" or importlib.util.find_spec(target) is not None
+                if is_module and not allowed_module(target):
+                    found.append(f"{where}:{line}: imports {target}")
+            if names is None:
+                found.append(f"{where}:{line}: imports the whole messenger package")
+            return
+        if module in GUI_MAY_IMPORT_TYPES_FROM and names:
+            loaded = importlib.import_module(module)
+            for name in names:
+                if not isinstance(getattr(loaded, name, None), type):
+                    found.append(f"{where}:{line}: imports {module}.{name}, which is not a type")
+            return
+        found.append(f"{where}:{line}: imports {module}")
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                check(alias.name, None, node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            check(node.module, [a.name for a in node.names], node.lineno)
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and getattr(node.func, "attr", getattr(node.func, "id", None))
+            in ("import_module", "__import__")
+        ):
+            check(node.args[0].value, None, node.lineno)
+    return found
+
+
+def test_the_window_imports_only_the_user_agent():
+    from pathlib import Path
+
+    gui = Path(__file__).resolve().parents[2] / "messenger" / "gui"
+    files = sorted(gui.rglob("*.py"))
+    assert len(files) >= 10
+    problems: list[str] = []
+    for path in files:
+        problems += layer_violations(path.read_text(encoding="utf-8"), path.name)
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from messenger.pki.identity import load_identity",
+        "from messenger.pki.verdict import certificate_sha256",
+        "from messenger.smime.inspect import describe",
+        "import messenger.sip.message",
+        "from messenger.msrp import frame",
+        "from messenger.net.sip_transport import Peer",
+        "from messenger.im.cpim import CpimMessage",
+        "from messenger import pki",
+        "importlib.import_module('messenger.smime.protect')",
+        "def f():\n    from messenger.net import sip_transport",
+    ],
+)
+def test_the_layer_check_catches_each_crossing(line):
+    assert layer_violations(line), line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from messenger.ua.identities import certificate_sha256",
+        "from messenger.ua import events as ev",
+        "from messenger.gui.states import StateStyle",
+        "from messenger.pki.verdict import Authenticity, CertificateSummary",
+        "from messenger.smime.report import Confidentiality",
+        "from messenger import __version__",
+        "from PySide6.QtCore import Qt",
+        "from .states import StateStyle",
+    ],
+)
+def test_the_layer_check_lets_the_allowed_imports_through(line):
+    assert layer_violations(line) == []
+
+
+# ---- the identity page goes through the user agent ---------------------------------------
+
+
+def _wizard(qtbot, tmp_path, aor="sip:alice@example.test") -> FirstRunWizard:
+    """A wizard with its identity page filled in up to the source of the certificate
+    (the page lives as long as the wizard: keep the wizard)."""
+    wizard = FirstRunWizard(tmp_path / "profile")
+    qtbot.addWidget(wizard)
+    page = wizard.identity_page
+    page.aor.setText(aor)
+    page.passphrase.setText("correct horse")
+    page.repeat.setText("correct horse")
+    return wizard
+
+
+def test_identity_page_issues_from_a_ca_folder(qtbot, tmp_path):
+    from messenger.pki.authority import create_authority, save_authority
+
+    ca = create_authority("Wizard Test CA", now=NOW)
+    save_authority(ca, tmp_path / "ca", b"ca secret", now=NOW)
+    wizard = _wizard(qtbot, tmp_path)
+    page = wizard.identity_page
+    page.issue.setChecked(True)
+    page.ca_folder.setText(str(tmp_path / "ca"))
+    page.ca_passphrase.setText("not the ca secret")
+    assert not page.validatePage()
+    assert page.error.text().startswith("Wrong passphrase: the CA key in")
+    assert "type the CA's passphrase again" in page.error.text()
+    page.ca_folder.setText(str(tmp_path / "nowhere"))
+    assert not page.validatePage() and "does not exist" in page.error.text()
+    page.ca_folder.setText(str(tmp_path / "ca"))
+    page.ca_passphrase.setText("ca secret")
+    assert page.validatePage(), page.error.text()
+    assert page.identity.uris == ("sip:alice@example.test",)
+    assert page.identity.certificate.issuer == ca.certificate.subject
+
+
+def test_identity_page_imports_pkcs12_and_says_what_is_wrong(qtbot, tmp_path):
+    from messenger.pki.identity import identity_to_pkcs12
+
+    bob = create_identity("sip:bob@example.test", now=NOW)
+    (tmp_path / "bob.p12").write_bytes(identity_to_pkcs12(bob, b"p12 secret"))
+    wizard = _wizard(qtbot, tmp_path)
+    page = wizard.identity_page
+    page.import_.setChecked(True)
+    page.p12.setText(str(tmp_path / "bob.p12"))
+    page.p12_passphrase.setText("wrong")
+    assert not page.validatePage()
+    assert page.error.text().startswith("Wrong passphrase: bob.p12 did not open")
+    page.p12_passphrase.setText("p12 secret")
+    assert not page.validatePage()
+    assert "is for sip:bob@example.test, not sip:alice@example.test" in page.error.text()
+    page.p12.setText(str(tmp_path / "missing.p12"))
+    assert not page.validatePage() and "cannot read" in page.error.text()
+    wizard = _wizard(qtbot, tmp_path, "sip:bob@example.test")
+    page = wizard.identity_page
+    page.import_.setChecked(True)
+    page.p12.setText(str(tmp_path / "bob.p12"))
+    page.p12_passphrase.setText("p12 secret")
+    assert page.validatePage(), page.error.text()
+    assert page.identity.certificate == bob.certificate
+    page.aor.setText("bob at example")
+    assert not page.validatePage() and "is not a SIP address" in page.error.text()

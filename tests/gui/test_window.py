@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 
 from messenger.demo import ALICE, BOB
 from messenger.gui.agent_bridge import AgentBridge
+from messenger.gui.conversation_model import MessageRole
 from messenger.gui.main_window import MainWindow
 from messenger.gui.message_delegate import bubble_states
 from messenger.gui.security_dialog import CHECKLIST
@@ -288,3 +289,123 @@ def test_every_control_has_a_name_for_assistive_technology(demo, qtbot):
                     continue
                 name = widget.accessibleName() or getattr(widget, "text", lambda: "")()
                 assert name.replace("&", "").strip(), f"{kind.__name__} without a name in {root}"
+
+
+def restart(qtbot, demo, arun, window: MainWindow, aor: str) -> MainWindow:
+    """Close the window, stop the user agent, start a new one on the same profile and open
+    a new window over it: only what the store kept is left."""
+    config = demo.agents[aor].config
+    window.close()
+    arun(demo.agents[aor].stop())
+    demo.agents[aor] = UserAgent(config)
+    arun(demo.agents[aor].start())
+    return make_window(qtbot, demo, aor)
+
+
+def test_security_dialog_after_a_restart_shows_the_request_and_the_layers(demo, qtbot, arun):
+    alice = make_window(qtbot, demo, ALICE)
+    bob = make_window(qtbot, demo, BOB)
+    with qtbot.waitSignal(bob.bridge.messageReceived, timeout=15000) as received:
+        result = send_from(qtbot, alice, "Mr. Watson, come here")
+    rowid = received.args[0].rowid
+    sent_rowid = alice.agent.store.message(result.message_id).rowid
+
+    bob = restart(qtbot, demo, arun, bob, BOB)
+    model = bob.conversation_model
+    row = model.row_of(rowid)
+    assert row is not None
+    message = model.data(model.index(row), MessageRole)
+    assert message.text == "Mr. Watson, come here" and message.report["layers"]
+    dialog = bob.open_security(message)
+    raw = dialog.raw_edit.toPlainText()
+    assert raw.startswith("MESSAGE sip:bob@example.test SIP/2.0")
+    assert "Content-Type: application/pkcs7-mime" in raw
+    assert "[" in raw and "bytes of binary" in raw  # the CMS body, shown in base64
+    first = dialog.layers_list.item(0).text()
+    assert first.startswith("1. AuthEnvelopedData") and "outermost" in first
+    assert dialog.layers_list.count() == len(message.report["layers"])
+    assert "authenticated_enveloped_data" in dialog.cms_edit.toPlainText()
+    assert dialog.algorithm_names() == [a["name"] for a in message.report["algorithms"]]
+    dialog.close()
+
+    # what Bob's dialog shows is what Alice sent, byte for byte, and Alice's own dialog
+    # for the sent message shows the same request, from her store
+    kept_in = bob.agent.raw_request(rowid)
+    kept_out = alice.agent.raw_request(sent_rowid)
+    assert kept_in is not None and kept_out is not None and kept_in.data == kept_out.data
+    alice = restart(qtbot, demo, arun, alice, ALICE)
+    mine = alice.conversation_model.message(alice.conversation_model.row_of(sent_rowid))
+    dialog = alice.open_security(mine)
+    assert dialog.raw_edit.toPlainText() == raw
+    assert "authenticated_enveloped_data" in dialog.cms_edit.toPlainText()
+    dialog.close()
+
+
+def test_a_part_beside_the_signed_one_is_drawn_outside_the_frame_after_a_restart(demo, qtbot, arun):
+    from datetime import UTC, datetime
+
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from messenger.gui.message_delegate import outside_parts
+    from messenger.im.cpim import CpimMessage, new_message_id
+    from messenger.sip.ids import new_branch
+    from messenger.sip.message import SipRequest
+    from messenger.smime.mime import build_multipart
+    from messenger.smime.protect import protect
+
+    bob = make_window(qtbot, demo, BOB)
+    now = datetime.now(UTC)
+    cpim = CpimMessage.build(
+        ALICE,
+        [BOB],
+        b"the signed words",
+        "text/plain;charset=utf-8",
+        when=now,
+        message_id=new_message_id(),
+        disposition=(),
+    ).to_bytes()
+    signed = protect(
+        cpim,
+        content_type="message/cpim",
+        signer=demo.agents[ALICE].identity,
+        signing_time=now,
+    )
+    mixed = build_multipart(
+        "mixed", [b"Content-Type: text/plain\r\n\r\nP.S. added on the way", signed.to_bytes()]
+    )
+    port = demo.agents[ALICE].addresses["udp"][1]
+    request = SipRequest(
+        "MESSAGE",
+        BOB,
+        [
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:{port};branch={new_branch()};rport"),
+            ("Max-Forwards", "70"),
+            ("From", f"<{ALICE}>;tag=mixed"),
+            ("To", f"<{BOB}>"),
+            ("Call-ID", f"{new_branch()}@test"),
+            ("CSeq", "1 MESSAGE"),
+            ("Content-Type", mixed.header("Content-Type")),
+        ],
+        mixed.body,
+    ).to_bytes()
+    with qtbot.waitSignal(bob.bridge.messageReceived, timeout=15000) as received:
+        arun(bob.agent.receive_bytes(request, transport="udp", remote=("127.0.0.1", port)))
+    rowid = received.args[0].rowid
+
+    bob = restart(qtbot, demo, arun, bob, BOB)
+    bob.open_conversation(ALICE)
+    model = bob.conversation_model
+    row = model.row_of(rowid)
+    assert row is not None
+    message = model.message(row)
+    assert message.text == "the signed words"
+    assert outside_parts(message) == ["P.S. added on the way"]
+    option = QStyleOptionViewItem()
+    option.initFrom(bob.view)
+    option.rect = bob.view.visualRect(model.index(row))
+    layout = bob.view.itemDelegate()._layout(option, message, model.expected_to_sign)
+    assert layout.outside is not None and layout.outside.top() > layout.bubble.bottom()
+    spoken = model.data(model.index(row), ACCESSIBLE)
+    assert "unprotected part came with it: P.S. added on the way" in spoken
+    assert "P.S." not in message.text  # not inside the frame
+    assert bob.agent.raw_request(rowid).data == request

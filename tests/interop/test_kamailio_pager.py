@@ -108,13 +108,28 @@ def test_register_and_exchange_protected_messages_over_udp_and_tcp(kamailio, pki
             assert got.report["confidentiality"] == "encrypted"
             assert got.report["authenticity"] == "verified"
 
-            # alice now knows bob has her certificate: a small signed MESSAGE fits in UDP
+            # alice now knows bob has her certificate: the compact forms (no certificate,
+            # key identifiers) let a small signed MESSAGE, and a small encrypted one, fit UDP
+            for sign, encrypt in ((True, False), (False, True)):
+                alice.events.clear()
+                small = await alice.send_text(bob.aor, "small", sign=sign, encrypt=encrypt)
+                assert small.delivered and (small.signed, small.encrypted) == (sign, encrypt)
+                assert [(e.transport, len(e.raw) <= 1300) for e in _messages_out(alice)] == [
+                    ("udp", True)
+                ]
+                got = await wait_for(
+                    bob.events, "message", lambda e, m=small.message_id: e.message_id == m
+                )
+                assert got.text == "small"
+                assert got.report["confidentiality"] == ("encrypted" if encrypt else "plaintext")
+                assert got.report["authenticity"] == ("verified" if sign else "unsigned")
+            # signed AND encrypted, even this short, is over 1300 bytes (about 1470 with
+            # P-256): it goes over TCP
             alice.events.clear()
-            small = await alice.send_text(bob.aor, "small", encrypt=False)
-            assert small.delivered and small.signed
-            assert [(e.transport, len(e.raw) <= 1300) for e in _messages_out(alice)] == [
-                ("udp", True)
-            ]
+            both = await alice.send_text(bob.aor, "small")
+            assert both.delivered and both.signed and both.encrypted
+            sent = _messages_out(alice)
+            assert sent[0].transport == "tcp" and len(sent[0].raw) > 1300
             # and a large signed-and-encrypted one goes over TCP
             alice.events.clear()
             large = await alice.send_text(bob.aor, "large and secret " * 200)

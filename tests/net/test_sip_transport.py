@@ -276,3 +276,62 @@ def test_arbitrary_bytes_never_break_the_receive_path(data, kind):
         await endpoint.transport.close()
 
     asyncio.run(body())
+
+
+def test_a_burst_of_datagrams_is_read_and_answered_in_full():
+    """More datagrams than one read takes (UDP_BURST), with keepalives and a request from
+    a peer that is gone among them: every request is handled, each answered once."""
+    from messenger.net.sip_transport import UDP_BURST
+
+    async def body():
+        server = Endpoint()
+        host, port = await server.transport.listen("udp", "127.0.0.1", 0)
+        count = UDP_BURST * 3 + 1
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+            via = sock.getsockname()
+            # a request from a peer gone before its answer: the answer goes nowhere
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gone:
+                gone.bind(("127.0.0.1", 0))
+                stray = request(Peer("udp", host, port), gone.getsockname()).to_bytes()
+                gone.sendto(stray, (host, port))
+            for _ in range(count):
+                sock.sendto(b"\r\n\r\n", (host, port))  # keepalive: ignored
+                sock.sendto(request(Peer("udp", host, port), via).to_bytes(), (host, port))
+            answers = []
+            while len(answers) < count:
+                data = await asyncio.wait_for(loop.sock_recv(sock, 65535), 5)
+                answers.append(data)
+        assert all(a.startswith(b"SIP/2.0 200 ") for a in answers)
+        received = server.of(RequestReceived)
+        assert len(received) == count + 1  # the stray one too
+        assert server.transport._udp is not None
+        await server.transport.close()
+        assert server.transport._udp is None
+
+    run(body())
+
+
+def test_udp_listens_on_ipv6_loopback_and_by_name():
+    async def body():
+        named = Endpoint()
+        host, _ = await named.transport.listen("udp", "localhost", 0)
+        assert host in ("127.0.0.1", "::1")
+        await named.transport.close()
+        server, client = Endpoint(), Endpoint()
+        try:
+            host, port = await server.transport.listen("udp", "::1", 0)
+        except SipTransportError as exc:
+            pytest.skip(f"no IPv6 loopback on this machine: {exc}")
+        via = await client.transport.listen("udp", "::1", 0)
+        to = Peer("udp", host, port)
+        written = Peer("udp", f"[{host}]", port)  # how a URI writes an IPv6 address
+        await client.transport.send_request(request(written, (f"[{via[0]}]", via[1])), to)
+        (got,) = await client.wait(ResponseReceived)
+        assert got.response.status == 200
+        await server.transport.close()
+        await client.transport.close()
+
+    run(body())

@@ -285,3 +285,88 @@ def test_outgoing_message_is_stored_before_it_is_sent(pki, tmp_path):
         finally:
             store.close()
     assert on_wire >= 1
+
+
+def test_pending_outgoing_message_is_sent_when_the_agent_starts(pki, tmp_path):
+    """`messenger send` killed while its MESSAGE waits for an answer; `messenger agent`
+    started later on the same profile sends it by itself, once, with the same message id,
+    and the receiver shows it once."""
+    profile = tmp_path / "alice-profile"
+    text = f"left pending {secrets.token_hex(4)}"
+    peer = _silent_peer()
+    try:
+        argv = send_argv(
+            identity=pki.folder_of(ALICE),
+            to=BOB,
+            text=text,
+            target=f"{LOCALHOST}:{peer.getsockname()[1]}",
+            transport="udp",
+            no_sign=True,
+            profile=profile,
+        )
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=messenger_env(),
+            cwd=REPO,
+            start_new_session=True,
+        )
+        try:
+            datagram = _wait_datagram(peer, proc, time.monotonic() + 30.0)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+    finally:
+        peer.close()
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    assert datagram is not None, f"`messenger send` sent nothing within 30 s:\n{stderr}"
+    message_id = parse_cpim(SipMessage.parse(datagram).exact_body).message_id
+    assert message_id
+
+    port = free_port("both")
+    bob = AgentProcess(
+        tmp_path / "bob",
+        aor=BOB,
+        identity=pki.folder_of(BOB),
+        listens=[f"udp:{LOCALHOST}:{port}", f"tcp:{LOCALHOST}:{port}"],
+        trust=[pki.ca_pem],
+        crls=[pki.crl_pem],
+        name="bob",
+    )
+
+    def alice() -> AgentProcess:
+        return AgentProcess(
+            tmp_path / "alice",
+            aor=ALICE,
+            identity=pki.folder_of(ALICE),
+            profile=profile,
+            trust=[pki.ca_pem],
+            crls=[pki.crl_pem],
+            contacts={BOB: bob.target()},
+            name="alice",
+        )
+
+    with bob:
+        with alice() as first:
+            response = first.wait_event(
+                lambda e: e.get("event") == "response" and e.get("message_id") == message_id,
+                timeout=30,
+            )
+            assert response["status"] == 200, response
+            got = bob.wait_event(
+                lambda e: e.get("event") == "message" and e.get("message_id") == message_id
+            )
+            assert got["text"] == text
+        with alice() as second:  # nothing is pending any more: nothing goes out again
+            second.wait_event(lambda e: e.get("event") == "started", timeout=30)
+        shown = [e for e in bob.of("message") if e.get("message_id") == message_id]
+        assert len(shown) == 1, shown
+    store = MessageStore.open(profile)
+    try:
+        assert store.message(message_id).delivery == "delivered"
+        assert store.pending_outgoing() == []
+    finally:
+        store.close()

@@ -526,3 +526,117 @@ def test_a_bare_detached_signature_is_refused(agents, run, udp, pki):
             assert bob.store.count(ALICE) == 0
 
     run(body())
+
+
+def test_the_request_is_kept_with_the_message_in_the_same_commit(agents, run):
+    """The raw SIP request of a received message is in the store when the 200 goes out,
+    byte for byte what was sent; the sender keeps the bytes it sent (the last attempt)."""
+
+    async def body():
+        async with agents() as net:
+            bob = await net.add("bob")
+            alice = await net.add("alice")
+            net.link(alice, bob)
+            at_200: list[bytes | None] = []
+
+            def on_200(event):
+                if (
+                    event.kind == "sip"
+                    and event.direction == "out"
+                    and event.summary.startswith("SIP/2.0 200")
+                ):
+                    stored = bob.store.messages(ALICE)
+                    kept = bob.raw_request(stored[-1].rowid) if stored else None
+                    at_200.append(None if kept is None else kept.data)
+
+            bob.subscribe(on_200)
+            result = await alice.send_text(BOB, "keep the wire too")
+            assert result.delivered
+            got = await bob.recorder.wait("message")
+            received = bob.raw_request(got.rowid)
+            assert received is not None and received.kind == "sip-request"
+            assert received.data.startswith(b"MESSAGE sip:bob@example.test SIP/2.0\r\n")
+            assert at_200 == [received.data]
+            with bob.store._db("look") as conn:  # the body is not written a second time
+                (shared,) = conn.execute(
+                    "SELECT shared FROM message_raw WHERE message = ?", (got.rowid,)
+                ).fetchone()
+            assert shared == len(parse_message(received.data).body) > 0
+            sent = alice.raw_request(alice.store.message(result.message_id).rowid)
+            assert sent is not None and sent.data == received.data
+            assert not sent.truncated
+            # another connection (a restarted process) reads the same
+            from messenger.ua.store import MessageStore
+
+            other = MessageStore.open(bob.config.profile)
+            try:
+                assert other.raw_request(got.rowid).data == received.data
+            finally:
+                other.close()
+
+    run(body())
+
+
+def test_after_a_493_the_request_kept_is_the_one_sent_again(agents, run, pki):
+    async def body():
+        async with agents() as net:
+            bob = await net.add("bob")
+            alice = await net.add("alice")
+            net.link(alice, bob)
+            old_bob = create_identity(BOB, authority=pki.ca, now=pki.now)
+            alice.set_peer_certificate(BOB, old_bob.certificate)
+            result = await alice.send_text(BOB, "second try")
+            assert result.delivered
+            got = await bob.recorder.wait("message")
+            sent = alice.raw_request(alice.store.message(result.message_id).rowid)
+            assert sent is not None
+            assert sent.data == bob.raw_request(got.rowid).data  # the one that got the 200
+            assert b"CSeq: 1 MESSAGE" in sent.data
+
+    run(body())
+
+
+def test_an_unprotected_part_beside_a_signed_one_is_stored_outside(agents, run, udp, pki):
+    from messenger.im.cpim import CpimMessage, new_message_id
+    from messenger.smime.mime import build_multipart
+    from messenger.ua.store import MessageStore
+
+    async def body():
+        async with agents() as net:
+            bob = await net.add("bob")
+            cpim = CpimMessage.build(
+                ALICE,
+                [BOB],
+                b"signed words",
+                "text/plain;charset=utf-8",
+                when=pki.now,
+                message_id=new_message_id(),
+                disposition=(),
+            ).to_bytes()
+            signed = protect(
+                cpim, content_type="message/cpim", signer=pki.alice, signing_time=pki.now
+            )
+            mixed = build_multipart(
+                "mixed",
+                [b"Content-Type: text/plain\r\n\r\nadded on the way", signed.to_bytes()],
+            )
+            request = raw_message(mixed.body, mixed.header("Content-Type"))
+            answer = parse_message(await udp(bob.addresses["udp"], request))
+            assert answer.status == 200
+            got = await bob.recorder.wait("message")
+            assert got.text == "signed words"
+            assert got.report["layers"] == ["signed-data"]
+            assert got.report["authenticity"] in ("verified", "revocation-unknown")
+            stored = bob.store.by_rowid(got.rowid)
+            assert [(p.content_type, p.content) for p in stored.outside] == [
+                ("text/plain", b"added on the way")
+            ]
+            assert bob.raw_request(got.rowid).data == request
+            other = MessageStore.open(bob.config.profile)
+            try:
+                again = other.messages(ALICE)[-1]
+                assert again.outside == stored.outside and again.text == "signed words"
+            finally:
+                other.close()
+
+    run(body())

@@ -187,3 +187,36 @@ def test_interval_too_brief_is_answered_with_min_expires(agents, run):
             await registrar.transport.close()
 
     run(body())
+
+
+def test_pending_messages_go_out_after_the_registration(agents, run, tmp_path, pki):
+    from messenger.ua.store import MessageStore
+
+    async def body():
+        registrar = Registrar("MD5")
+        uri = await registrar.start()
+        # what a previous run of this account left pending (the profile `agents` gives)
+        with MessageStore.open(tmp_path / "alice-0") as store:
+            store.add_outgoing(
+                peer=BOB,
+                local="sip:alice@example.test",
+                message_id="left-pending",
+                content_type="text/plain;charset=utf-8",
+                content=b"from the last run",
+                at=pki.now,
+            )
+        try:
+            async with agents() as net:
+                alice = await net.add(
+                    "alice", registrar=uri, proxy=uri, password="pw-alice", listens=("udp",)
+                )
+                response = await alice.recorder.wait("response")
+                assert (response.message_id, response.status) == ("left-pending", 200)
+                kinds = [e.kind for e in alice.recorder.events if e.kind != "sip"]
+                assert kinds.index("registered") < kinds.index("response")
+                assert len(registrar.messages) == 1
+                assert alice.store.message("left-pending").delivery == "delivered"
+        finally:
+            await registrar.transport.close()
+
+    run(body())

@@ -108,6 +108,49 @@ def test_group_commit_writes_a_batch_and_answers_each(tmp_path):
     asyncio.run(body())
 
 
+def test_messages_arriving_together_share_one_transaction(tmp_path):
+    """The first message waits briefly for others: those added meanwhile, and those added
+    while a write is under way, go in as few transactions as that allows."""
+
+    def row(index: int) -> dict:
+        return {
+            "peer": ALICE,
+            "local": BOB,
+            "message_id": f"id-{index}",
+            "content_type": "text/plain",
+            "content": b"x",
+            "report": {},
+            "at": datetime.now(UTC),
+        }
+
+    async def body(linger: float) -> list[int]:
+        store = MessageStore.open(tmp_path / str(linger))
+        batches: list[int] = []
+        original = store.add_incoming_batch
+
+        def recording(rows):
+            rows = list(rows)
+            batches.append(len(rows))
+            return original(rows)
+
+        store.add_incoming_batch = recording  # type: ignore[method-assign]
+        commits = IncomingCommits(store, linger=linger)
+        answered: list[int] = []
+        for index in range(5):
+            commits.add(row(index), lambda rowid, error, i=index: answered.append(i))
+            await asyncio.sleep(0)  # a turn of the loop between arrivals
+        await commits.idle()
+        assert answered == list(range(5))
+        assert store.has_message_id(ALICE, "id-4")
+        commits.close()
+        store.close()
+        return batches
+
+    assert asyncio.run(body(0.05)) == [5]
+    without = asyncio.run(body(0.0))
+    assert without[0] == 1 and sum(without) == 5  # the first one went alone
+
+
 def test_group_commit_reports_a_store_failure(tmp_path):
     async def body():
         commits = IncomingCommits(MessageStore.open(tmp_path))

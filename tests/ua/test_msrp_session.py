@@ -379,3 +379,60 @@ def test_safe_filename_keeps_files_inside_downloads() -> None:
     assert safe_filename("..") == "received-file"
     assert safe_filename("notes; rm -rf.txt") == "notes_ rm -rf.txt"
     assert os.sep not in safe_filename("a/b/c")
+
+
+# -- protection chosen per message -------------------------------------------------------------
+
+
+@arun(60)
+async def test_concurrent_sends_keep_their_own_protection(msrp_pki, tmp_path: Path) -> None:
+    """Two sends in flight at once, one plain and one signed and encrypted, each with a
+    large enough body that both are being protected at the same time: each arrives with
+    the protection asked for it, whatever the session's defaults say."""
+    pair = await h.open_pair(msrp_pki, tmp_path)
+    try:
+        big = os.urandom(2 * MB)
+        plain, protected, signed_only = await asyncio.gather(
+            pair.a.send_content(b"plain " + big, "text/plain", sign=False, encrypt=False),
+            pair.a.send_content(b"secret " + big, "text/plain", sign=True, encrypt=True),
+            pair.a.send_content(b"signed " + big, "text/plain", sign=True, encrypt=False),
+        )
+        received = [await asyncio.wait_for(pair.bob.received.get(), 20) for _ in range(3)]
+    finally:
+        await pair.close()
+    assert (plain.signed, plain.encrypted) == (False, False), plain
+    assert (protected.signed, protected.encrypted) == (True, True), protected
+    assert (signed_only.signed, signed_only.encrypted) == (True, False), signed_only
+    by_start = {bytes(r.content[:6]): r.report for r in received}
+    assert by_start[b"plain "]["confidentiality"] == "plaintext"
+    assert by_start[b"plain "]["authenticity"] == "unsigned"
+    assert by_start[b"secret"]["confidentiality"].startswith("encrypted")
+    assert by_start[b"secret"]["authenticity"] == "verified"
+    assert by_start[b"signed"]["confidentiality"] == "plaintext"
+    assert by_start[b"signed"]["authenticity"] == "verified"
+    # the session's defaults were left alone
+    assert pair.a.sign and pair.a.encrypt
+
+
+@arun(60)
+async def test_a_received_file_is_stored_as_a_reference_to_its_copy(
+    msrp_pki, tmp_path: Path
+) -> None:
+    from messenger.ua.session import FILE_REFERENCE_TYPE
+
+    store = MessageStore(tmp_path / "bob.sqlite")
+    source = tmp_path / "notes.txt"
+    source.write_bytes(b"the minutes of the meeting\n" * 1000)
+    pair = await h.open_pair(msrp_pki, tmp_path, bob_kw={"store": store})
+    try:
+        result = await pair.a.send_file(source)
+        received = await asyncio.wait_for(pair.bob.received.get(), 20)
+    finally:
+        await pair.close()
+    assert result.delivered
+    [stored] = store.messages(h.ALICE)
+    store.close()
+    assert stored.content_type == FILE_REFERENCE_TYPE
+    assert stored.content == (Path(received.path).resolve().as_uri() + "\r\n").encode()
+    assert Path(received.path).read_bytes() == source.read_bytes()
+    assert stored.report["authenticity"] == "verified"

@@ -496,3 +496,30 @@ def test_sip_over_tls_brings_msrp_over_tls(run, agents, tmp_path, tls_server) ->
             await bob.recorder.wait("notice", lambda e: "ended it" in e.text)
 
     run(body())
+
+
+def test_concurrent_sends_over_one_session_keep_their_own_protection(run, agents, tmp_path) -> None:
+    """A plain message and a signed-and-encrypted file sent at the same moment over the
+    same session: each arrives protected as it was asked, not as the other."""
+
+    async def body() -> None:
+        async with agents() as net:
+            alice, bob = await _pair(net, tmp_path)
+            await alice.start_session(bob.aor)
+            source = _file(tmp_path, "secret.bin", 2 * MB)
+            text = "x" * (2 * MB)
+            plain, protected = await asyncio.gather(
+                alice.send_text(bob.aor, text, sign=False, encrypt=False, session=True),
+                alice.send_file(bob.aor, source, sign=True, encrypt=True),
+            )
+            assert plain.delivered and not plain.signed and not plain.encrypted, plain
+            assert protected.delivered and protected.signed and protected.encrypted, protected
+            message = await bob.recorder.wait("message", lambda e: e.filename is None)
+            file = await bob.recorder.wait("message", lambda e: e.filename is not None)
+            assert message.report["confidentiality"] == "plaintext"
+            assert message.report["authenticity"] == "unsigned"
+            assert file.report["confidentiality"].startswith("encrypted")
+            assert file.report["authenticity"] == "verified"
+            assert _sha(Path(file.path)) == _sha(source)
+
+    run(body())

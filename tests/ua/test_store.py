@@ -614,3 +614,152 @@ def test_store_is_usable_from_several_threads(store: MessageStore):
         th.join(timeout=60)
     assert not errors
     assert [store.count(f"sip:p{n}@example.com") for n in range(4)] == [50] * 4
+
+
+# ---- what carried a message, and what came beside its protected part ------------------
+
+
+def test_the_request_is_kept_apart_and_bounded(store: MessageStore):
+    from messenger.ua.store import RAW_REQUEST_MAX
+
+    request = b"MESSAGE sip:alice@example.com SIP/2.0\r\nContent-Length: 2\r\n\r\nhi"
+    m = inc(store, 1, raw_request=request)
+    kept = store.raw_request(m.rowid)
+    assert (kept.kind, kept.data, kept.size, kept.truncated) == (
+        "sip-request",
+        request,
+        len(request),
+        False,
+    )
+    big = b"MESSAGE sip:a@b SIP/2.0\r\n\r\n" + b"x" * (RAW_REQUEST_MAX + 10)
+    n = inc(store, 2, raw_request=big)
+    cut = store.raw_request(n.rowid)
+    assert len(cut.data) == RAW_REQUEST_MAX and cut.size == len(big) and cut.truncated
+    assert cut.data == big[:RAW_REQUEST_MAX]
+    assert store.raw_request(inc(store, 3).rowid) is None
+    with pytest.raises(ValueError, match="raw request kind"):
+        inc(store, 4, raw_request=b"x", raw_kind="carrier-pigeon")
+    assert store.count(BOB) == 3  # the refused row was rolled back with its request
+
+
+def test_the_request_sent_last_replaces_the_earlier_one(store: MessageStore):
+    m = out(store, 1)
+    assert store.raw_request(m.rowid) is None
+    store.set_delivery("out-1", "pending", at=t(2), status=493, raw_request=b"MESSAGE first")
+    store.set_delivery("out-1", "delivered", at=t(3), status=200, raw_request=b"MESSAGE again")
+    assert store.raw_request(m.rowid).data == b"MESSAGE again"
+    store.set_delivery("out-1", "displayed", at=t(4))  # no request: the kept one stays
+    assert store.raw_request(m.rowid).data == b"MESSAGE again"
+    store.set_raw_request(m.rowid, b"MSRP abc SEND\r\n", kind="msrp-headers")
+    assert store.raw_request(m.rowid).kind == "msrp-headers"
+    with pytest.raises(UnknownMessageError):
+        store.set_raw_request(999_999, b"MESSAGE nowhere")
+
+
+def test_batches_keep_each_request_with_its_message(store: MessageStore):
+    rows = [
+        dict(
+            peer=BOB,
+            local=ALICE,
+            message_id=f"b{i}",
+            content_type="text/plain",
+            content=b"x",
+            report={},
+            at=t(i),
+            raw_request=f"MESSAGE {i}".encode() if i % 2 else None,
+        )
+        for i in range(6)
+    ]
+    rowids = store.add_incoming_batch(rows)
+    kept = [store.raw_request(r) for r in rowids]
+    assert [k.data if k else None for k in kept] == [
+        None,
+        b"MESSAGE 1",
+        None,
+        b"MESSAGE 3",
+        None,
+        b"MESSAGE 5",
+    ]
+    assert store.bulk_add_incoming(rows[1:2]) == 1
+    newest = max(m.rowid for m in store.messages(BOB))
+    assert store.raw_request(newest).data == b"MESSAGE 1"
+
+
+def test_unprotected_parts_are_stored_with_the_message_and_bounded(store: MessageStore):
+    from messenger.ua.store import OUTSIDE_PART_MAX, OUTSIDE_PARTS_MAX, OutsidePart
+
+    m = inc(store, 1, outside=[("text/plain", b"added on the way")])
+    assert m.outside == (OutsidePart("text/plain", b"added on the way", 16),)
+    assert m.outside[0].describe() == "added on the way"
+    assert store.messages(BOB)[0].outside == m.outside  # the conversation page has them
+    many = [("application/octet-stream", bytes(OUTSIDE_PART_MAX + 5))] * (OUTSIDE_PARTS_MAX + 3)
+    n = inc(store, 2, outside=many)
+    assert len(n.outside) == OUTSIDE_PARTS_MAX
+    part = n.outside[0]
+    assert len(part.content) == OUTSIDE_PART_MAX and part.size == OUTSIDE_PART_MAX + 5
+    assert part.truncated and part.describe() == (
+        f"(application/octet-stream, {OUTSIDE_PART_MAX + 5} bytes)"
+    )
+    long_text = inc(store, 3, outside=[("text/plain", b"y" * (OUTSIDE_PART_MAX + 1))])
+    assert long_text.outside[0].describe().endswith(f"(cut; {OUTSIDE_PART_MAX + 1} bytes in all)")
+    assert inc(store, 4).outside == () and inc(store, 5, outside=[]).outside == ()
+    with pytest.raises(TypeError, match="outside part"):
+        inc(store, 6, outside=["not a pair"])
+
+
+def test_a_version_1_history_is_brought_up_to_date(tmp_path: Path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    raw = sqlite3.connect(folder / DB_FILENAME)
+    raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    raw.execute("INSERT INTO schema_version (version) VALUES (1)")
+    for statement in store_mod._MIGRATIONS[0]:
+        raw.execute(statement)
+    raw.execute(
+        "INSERT INTO messages (direction, peer, local, message_id, content_type, content, "
+        "report, delivery, at_us, transport) VALUES "
+        "('in', ?, ?, 'old-1', 'text/plain', X'6869', '{}', 'received', 0, 'sip')",
+        (BOB, ALICE),
+    )
+    raw.commit()
+    raw.close()
+    with MessageStore.open(folder) as s:
+        assert s.schema_version == SCHEMA_VERSION == 2
+        (old,) = s.messages(BOB)
+        assert (old.text, old.outside) == ("hi", ())
+        assert s.raw_request(old.rowid) is None
+        s.set_raw_request(old.rowid, b"MESSAGE later")
+        assert s.raw_request(old.rowid).data == b"MESSAGE later"
+        assert s.check_integrity() == []
+
+
+def test_a_request_ending_with_the_kept_body_is_written_once(store: MessageStore):
+    body = b"\x30\x82binary cms" * 50
+    entity = b"Content-Type: application/pkcs7-mime\r\n\r\n" + body
+    request = b"MESSAGE sip:alice@example.com SIP/2.0\r\nContent-Length: 550\r\n\r\n" + body
+    m = inc(store, 1, raw=entity, raw_request=request)
+    assert store.raw_request(m.rowid).data == request
+    with store._db("look") as conn:
+        head, shared = conn.execute(
+            "SELECT data, shared FROM message_raw WHERE message = ?", (m.rowid,)
+        ).fetchone()
+    assert bytes(head) == request[: -len(body)] and shared == len(body)
+    # a request whose body differs from the kept one is written whole
+    other = inc(store, 2, raw=entity, raw_request=request[:-1] + b"!")
+    assert store.raw_request(other.rowid).data == request[:-1] + b"!"
+    rowid = store.add_incoming_batch(
+        [
+            dict(
+                peer=BOB,
+                local=ALICE,
+                message_id="b",
+                content_type=None,
+                content=None,
+                report={},
+                at=t(3),
+                raw=entity,
+                raw_request=request,
+            )
+        ]
+    )[0]
+    assert store.raw_request(rowid).data == request
