@@ -588,7 +588,8 @@ class MainWindow(QMainWindow):
         self.list_model.reload()
         self._select_current()
 
-    def _sent(self, peer: str, result: Any) -> None:
+    def _show_sent(self, peer: str, result: Any) -> None:
+        """Redraw a sent message or file with the protection it went out with."""
         self.conversation_model.sent_protection[result.message_id] = (
             result.signed,
             result.encrypted,
@@ -596,6 +597,9 @@ class MainWindow(QMainWindow):
         self._tail(peer)
         if peer == self.peer:
             self.conversation_model.refresh_message(result.message_id)
+
+    def _sent(self, peer: str, result: Any) -> None:
+        self._show_sent(peer, result)
         if not result.delivered:
             words = result.explanation or f"{result.status} {result.reason_phrase}"
             self.show_notice("error", f"Not delivered to {display_peer(peer)}: {words}")
@@ -648,13 +652,7 @@ class MainWindow(QMainWindow):
         )
 
     def _file_sent(self, peer: str, name: str, result: Any) -> None:
-        self.conversation_model.sent_protection[result.message_id] = (
-            result.signed,
-            result.encrypted,
-        )
-        self._tail(peer)
-        if peer == self.peer:
-            self.conversation_model.refresh_message(result.message_id)
+        self._show_sent(peer, result)
         transfer = self.transfers.get(result.message_id)
         if transfer is not None and transfer.state == "aborted":
             self.statusBar().showMessage(

@@ -17,7 +17,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from messenger.gui.conversation_model import ConversationModel, message_text
-from messenger.gui.resources import state_icon
+from messenger.gui.state_rows import GAP, ICON, paint_states, view_width
 from messenger.gui.states import (
     StateStyle,
     authenticity_style,
@@ -32,8 +32,6 @@ __all__ = ["MessageDelegate", "bubble_states", "is_dark", "outside_parts", "outs
 
 _PAD = 10  # inside the bubble
 _MARGIN = 6  # around the bubble
-_ICON = 16
-_GAP = 4
 
 
 def is_dark(palette: QPalette) -> bool:
@@ -119,7 +117,7 @@ class MessageDelegate(QStyledItemDelegate):
         fm = QFontMetrics(body)
         sfm = QFontMetrics(small)
         full = QRect(option.rect)
-        full.setWidth(_view_width(option))
+        full.setWidth(view_width(option))
         max_width = max(160, int(full.width() * 0.72))
         inner_max = max_width - 2 * _PAD
         text = message_text(message)
@@ -133,7 +131,7 @@ class MessageDelegate(QStyledItemDelegate):
         widest = text_rect.width()
         if states is not None:
             for style in states:
-                w = _ICON + _GAP + sfm.horizontalAdvance(style.words)
+                w = ICON + GAP + sfm.horizontalAdvance(style.words)
                 widest = max(widest, w)
                 state_rows.append((w, style))
         footer = self._footer_text(message)
@@ -141,7 +139,7 @@ class MessageDelegate(QStyledItemDelegate):
         if marker_h:
             widest = max(widest, sfm.horizontalAdvance(_ALTERED))
         inner_w = min(inner_max, widest)
-        row_h = max(_ICON, sfm.height())
+        row_h = max(ICON, sfm.height())
         height = _PAD + marker_h + text_rect.height() + _PAD
         height += len(state_rows) * (row_h + 2) + sfm.height() + _PAD
         bubble_w = inner_w + 2 * _PAD
@@ -169,8 +167,8 @@ class MessageDelegate(QStyledItemDelegate):
             need = sfm.boundingRect(
                 QRect(0, 0, max_width, 100000), int(Qt.TextFlag.TextWordWrap), extra
             )
-            outside = QRect(left, top + height + _GAP, max_width, need.height())
-            total += outside.height() + _GAP
+            outside = QRect(left, top + height + GAP, max_width, need.height())
+            total += outside.height() + GAP
         return _Layout(bubble, text_r, marker, rows, footer_r, outside, total)
 
     @staticmethod
@@ -193,7 +191,7 @@ class MessageDelegate(QStyledItemDelegate):
         if found is None:
             return super().sizeHint(option, index)
         message, expected, sent = found
-        width = _view_width(option)
+        width = view_width(option)
         key = (message.rowid, width, message.delivery, sent)
         height = self._heights.get(key)
         if height is None:
@@ -262,15 +260,7 @@ class MessageDelegate(QStyledItemDelegate):
             painter.setFont(struck)
         painter.drawText(layout.text, int(Qt.TextFlag.TextWordWrap), message_text(message))
         painter.setFont(small)
-        for rect, style in layout.states:
-            icon = state_icon(style, dark=dark)
-            icon.paint(painter, QRect(rect.left(), rect.top(), _ICON, _ICON))
-            painter.setPen(QColor(style.colour(dark)))
-            painter.drawText(
-                rect.adjusted(_ICON + _GAP, 0, 0, 0),
-                int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-                style.words,
-            )
+        paint_states(painter, layout.states, dark=dark)
         painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
         painter.drawText(layout.footer, int(Qt.AlignmentFlag.AlignLeft), self._footer_text(message))
         if layout.outside is not None:
@@ -293,14 +283,6 @@ def _row(
         return None
     message = model.message(index.row())
     return message, model.expected_to_sign, model.sent_protection.get(message.message_id or "")
-
-
-def _view_width(option: QStyleOptionViewItem) -> int:
-    widget = option.widget
-    viewport = getattr(widget, "viewport", None)
-    if viewport is not None:
-        return max(200, viewport().width() - 2)
-    return max(200, option.rect.width())
 
 
 _ALTERED = "Content altered: it does not match its signature"

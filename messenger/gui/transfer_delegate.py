@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from messenger.gui.conversation_model import ConversationModel
-from messenger.gui.resources import state_icon
+from messenger.gui.state_rows import GAP, ICON, paint_states, view_width
 from messenger.gui.states import FAMILY_COLOURS, StateStyle
 from messenger.gui.transfers import FileItem, file_item, item_states
 from messenger.ua.store import StoredMessage
@@ -25,8 +25,6 @@ __all__ = ["FileRow", "file_row", "paint_file_row", "size_file_row"]
 
 _PAD = 10
 _MARGIN = 6
-_ICON = 16
-_GAP = 4
 _BAR = 16
 _MIN_WIDTH = 280
 
@@ -91,13 +89,6 @@ def _fonts(option: QStyleOptionViewItem) -> tuple[QFont, QFont, QFont]:
     return body, title, small
 
 
-def _view_width(option: QStyleOptionViewItem) -> int:
-    viewport = getattr(option.widget, "viewport", None)
-    if viewport is not None:
-        return max(200, viewport().width() - 2)
-    return max(200, option.rect.width())
-
-
 def _footer(row: FileRow) -> str:
     when = row.message.at.astimezone().strftime("%Y-%m-%d %H:%M")
     hints = []
@@ -113,14 +104,14 @@ def _layout(option: QStyleOptionViewItem, row: FileRow) -> _Layout:
     tfm = QFontMetrics(title_font)
     sfm = QFontMetrics(small)
     full = QRect(option.rect)
-    full.setWidth(_view_width(option))
+    full.setWidth(view_width(option))
     max_width = max(_MIN_WIDTH, int(full.width() * 0.72))
     inner_max = max_width - 2 * _PAD
     title = row.item.title()
     widest = max(tfm.horizontalAdvance(title), sfm.horizontalAdvance(_footer(row)))
     if row.states is not None:
         for style in row.states:
-            widest = max(widest, _ICON + _GAP + sfm.horizontalAdvance(style.words))
+            widest = max(widest, ICON + GAP + sfm.horizontalAdvance(style.words))
     inner_w = min(inner_max, max(widest, _MIN_WIDTH - 2 * _PAD))
     title_h = tfm.boundingRect(
         QRect(0, 0, inner_w, 10000), int(Qt.TextFlag.TextWordWrap), title
@@ -128,7 +119,7 @@ def _layout(option: QStyleOptionViewItem, row: FileRow) -> _Layout:
     words_h = sfm.boundingRect(
         QRect(0, 0, inner_w, 10000), int(Qt.TextFlag.TextWordWrap), row.item.words
     ).height()
-    row_h = max(_ICON, sfm.height())
+    row_h = max(ICON, sfm.height())
     bubble_w = inner_w + 2 * _PAD
     left = full.left() + _MARGIN
     if row.item.direction == "out":
@@ -136,13 +127,13 @@ def _layout(option: QStyleOptionViewItem, row: FileRow) -> _Layout:
     top = full.top() + _MARGIN
     y = top + _PAD
     title_r = QRect(left + _PAD, y, inner_w, title_h)
-    y += title_h + _GAP
+    y += title_h + GAP
     bar = None
     if row.item.moving and row.item.fraction is not None:
         bar = QRect(left + _PAD, y, inner_w, _BAR)
-        y += _BAR + _GAP
+        y += _BAR + GAP
     words_r = QRect(left + _PAD, y, inner_w, words_h)
-    y += words_h + _GAP
+    y += words_h + GAP
     states: list[tuple[QRect, StateStyle]] = []
     for style in row.states or ():
         states.append((QRect(left + _PAD, y, inner_w, row_h), style))
@@ -154,7 +145,7 @@ def _layout(option: QStyleOptionViewItem, row: FileRow) -> _Layout:
 
 
 def size_file_row(option: QStyleOptionViewItem, row: FileRow) -> QSize:
-    return QSize(_view_width(option), _layout(option, row).height)
+    return QSize(view_width(option), _layout(option, row).height)
 
 
 def paint_file_row(painter: QPainter, option: QStyleOptionViewItem, row: FileRow) -> None:
@@ -199,14 +190,7 @@ def paint_file_row(painter: QPainter, option: QStyleOptionViewItem, row: FileRow
     else:
         painter.setPen(palette.color(QPalette.ColorRole.Text))
     painter.drawText(layout.words, int(Qt.TextFlag.TextWordWrap), row.item.words)
-    for rect, style in layout.states:
-        state_icon(style, dark=dark).paint(painter, QRect(rect.left(), rect.top(), _ICON, _ICON))
-        painter.setPen(QColor(style.colour(dark)))
-        painter.drawText(
-            rect.adjusted(_ICON + _GAP, 0, 0, 0),
-            int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-            style.words,
-        )
+    paint_states(painter, layout.states, dark=dark)
     painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
     painter.drawText(layout.footer, int(Qt.AlignmentFlag.AlignLeft), _footer(row))
     painter.restore()

@@ -14,10 +14,7 @@ single description the delegate paints, the screen reader reads and the actions 
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +30,7 @@ from messenger.gui.states import (
     sent_styles,
 )
 from messenger.ua import events as ev
+from messenger.ua.files import write_whole
 from messenger.ua.session import FILE_REFERENCE_TYPE, STOPPED_RECEIVING
 from messenger.ua.store import StoredMessage
 
@@ -485,18 +483,10 @@ def save_copy(source: Path, target: Path) -> int:
     """Write a copy of ``source`` to ``target`` whole or not at all (a temporary file in
     the target's folder, then renamed); returns the bytes written. OSError in words."""
     source, target = Path(source), Path(target)
-    folder = target.parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".saving-")
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, 1024 * 1024)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with source.open("rb") as src:
+        write_whole(
+            target, lambda out: shutil.copyfileobj(src, out, 1024 * 1024), prefix=".saving-"
+        )
     return target.stat().st_size
 
 

@@ -25,7 +25,6 @@ and the sender then stops and says the receiver stopped it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import ssl as ssl_module
@@ -77,6 +76,7 @@ from messenger.ua.events import (
     Notice,
     TransferProgress,
 )
+from messenger.ua.files import write_whole
 from messenger.ua.store import MessageStore
 
 __all__ = [
@@ -922,15 +922,4 @@ class ChatSession:
         while target.exists():
             target = folder / (f"{stem} ({n}).{suffix}" if dot else f"{name} ({n})")
             n += 1
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return target
+        return write_whole(target, lambda out: out.write(content), prefix=".partial-")
