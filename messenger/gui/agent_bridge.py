@@ -18,8 +18,6 @@ from messenger.ua import events as ev
 
 __all__ = ["AgentBridge"]
 
-_RAW_KEPT = 2000  # raw requests kept in memory for the security dialog
-
 
 class AgentBridge(QObject):
     """Re-emits the events of one user agent as typed Qt signals."""
@@ -59,34 +57,16 @@ class AgentBridge(QObject):
         super().__init__(parent)
         self.agent = agent
         self._tasks: set[asyncio.Task] = set()
-        self._last_request: bytes | None = None
-        self._raw_sip: dict[int, bytes] = {}
         self._unsubscribe: Callable[[], None] | None = agent.subscribe(self._on_event)
 
     # -- events ----------------------------------------------------------------------------
 
     def _on_event(self, event: ev.Event) -> None:
-        if isinstance(event, ev.SipTrace) and event.direction == "in":
-            if event.summary.startswith("MESSAGE "):
-                self._last_request = event.raw
-        elif isinstance(event, ev.MessageReceived) and self._last_request is not None:
-            # The request trace comes just before the message it carried.
-            if len(self._raw_sip) >= _RAW_KEPT:
-                self._raw_sip.pop(next(iter(self._raw_sip)))
-            self._raw_sip[event.rowid] = self._last_request
-            self._last_request = None
         self.event.emit(event)
         for kind, name in self._ROUTES:
             if isinstance(event, kind):
                 getattr(self, name).emit(event)
                 break
-
-    def raw_sip(self, rowid: int) -> bytes | None:
-        """The SIP request that carried a message received while this window ran."""
-        return self._raw_sip.get(rowid)
-
-    def remember_raw_sip(self, rowid: int, raw: bytes) -> None:
-        self._raw_sip[rowid] = raw
 
     def detach(self) -> None:
         if self._unsubscribe is not None:
