@@ -35,6 +35,8 @@ def require_utc(value: datetime, what: str = "now") -> datetime:
     """`value` converted to UTC; a naive datetime is refused (time is always explicit)."""
     if not isinstance(value, datetime):
         raise TypeError(f"{what} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware (UTC)")
     return value.astimezone(UTC)

@@ -214,33 +214,34 @@ def _extension_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
     return ca_policy, ee_policy
 
 
-#: The last few verifier stores, by the identities of their anchors (which they hold).
-_STORES: dict[tuple[int, ...], tuple[tuple[x509.Certificate, ...], Store]] = {}
+#: The last few verifier policy builders (store and extension policies set, not the time),
+#: by the identities of their anchors (which they hold). Builders are immutable: each
+#: message derives its own verifier with its own time.
+_STORES: dict[tuple[int, ...], tuple[tuple[x509.Certificate, ...], PolicyBuilder]] = {}
 
 
-def _store(anchors: Sequence[x509.Certificate]) -> Store:
+def _anchored_builder(anchors: Sequence[x509.Certificate]) -> PolicyBuilder:
     key = tuple(map(id, anchors))
     hit = _STORES.get(key)
     if hit is not None and all(a is b for a, b in zip(hit[0], anchors, strict=True)):
         return hit[1]
-    store = Store(list(anchors))
+    ca_policy, ee_policy = _extension_policies()
+    builder = (
+        PolicyBuilder()
+        .store(Store(list(anchors)))
+        .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+    )
     if len(_STORES) >= 64:
         try:
             del _STORES[next(iter(_STORES))]
         except (KeyError, RuntimeError, StopIteration):  # a concurrent caller won
             pass
-    _STORES[key] = (tuple(anchors), store)
-    return store
+    _STORES[key] = (tuple(anchors), builder)
+    return builder
 
 
 def _verifier_builder(anchors: Sequence[x509.Certificate], at: datetime) -> PolicyBuilder:
-    ca_policy, ee_policy = _extension_policies()
-    return (
-        PolicyBuilder()
-        .store(_store(anchors))
-        .time(at)
-        .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
-    )
+    return _anchored_builder(anchors).time(at)
 
 
 # -- certificate facts ---------------------------------------------------------------------
@@ -261,6 +262,16 @@ _WEAK_HASH_NAMES = {"sha1": "SHA-1", "md5": "MD5", "md4": "MD4", "md2": "MD2"}
 def _common_name(name: x509.Name) -> str:
     values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(values[0].value) if values else name.rfc4514_string()
+
+
+@per_certificate
+def _subject_cn(certificate: x509.Certificate) -> str:
+    return _common_name(certificate.subject)
+
+
+@per_certificate
+def _issuer_cn(certificate: x509.Certificate) -> str:
+    return _common_name(certificate.issuer)
 
 
 @per_certificate
@@ -379,6 +390,24 @@ def _crl_signature_holds(key: _CrlKey, issuer: x509.Certificate) -> bool:
         return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
     except Exception:
         return False
+
+
+@per_certificate
+def _no_crl_link(certificate: x509.Certificate, issuer: x509.Certificate) -> _Link:
+    """The link of `certificate` to `issuer` when the store holds no CRL at all."""
+    return _Link(
+        certificate, issuer, Revocation.UNKNOWN, problem=f"no CRL from {_subject_cn(issuer)}"
+    )
+
+
+@per_certificate
+def _no_crl_summary(
+    leaf: x509.Certificate, uppers: tuple[x509.Certificate, ...]
+) -> tuple[tuple[_Link, ...], Revocation, Check]:
+    """The revocation links and summary of the chain (`leaf`, then `uppers`) when the store
+    holds no CRL at all: revocation unknown at every link."""
+    links = tuple(_no_crl_link(c, i) for c, i in itertools.pairwise((leaf, *uppers)))
+    return (links, *_revocation_summary(links))
 
 
 @dataclass(frozen=True)
@@ -637,7 +666,6 @@ class TrustStore:
     ) -> tuple[list[x509.Certificate] | None, Check]:
         """Path validation by cryptography's client verifier; the chain (leaf first) or
         None, and the chain check."""
-        issuer_cn = _common_name(certificate.issuer)
         if not self._anchors:
             return None, Check("chain", Outcome.UNKNOWN, "you have no trust anchors")
         try:
@@ -652,6 +680,7 @@ class TrustStore:
                     "chain", Outcome.UNKNOWN, "self-signed, and not one of your trust anchors"
                 )
             if not self._issuer_known(certificate, intermediates):
+                issuer_cn = _issuer_cn(certificate)
                 return None, Check(
                     "chain",
                     Outcome.UNKNOWN,
@@ -659,12 +688,7 @@ class TrustStore:
                 )
             return None, Check("chain", Outcome.FAIL, f"the path did not validate: {exc}")
         chain = list(verified.chain)
-        anchor = chain[-1]
-        if len(chain) == 1:
-            words = "the certificate is itself one of your trust anchors"
-        else:
-            words = f"chains to your trust anchor {_common_name(anchor.subject)}"
-        return chain, Check("chain", Outcome.PASS, words)
+        return chain, _chain_pass(chain[-1], len(chain) == 1)
 
     def _issuer_known(
         self, certificate: x509.Certificate, intermediates: Sequence[x509.Certificate]
@@ -686,7 +710,9 @@ class TrustStore:
     def _link_status(
         self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime
     ) -> _Link:
-        issuer_cn = _common_name(issuer.subject)
+        if not self._crls:
+            return _no_crl_link(certificate, issuer)
+        issuer_cn = _subject_cn(issuer)
         named = [crl for crl in self._crls if crl.issuer == issuer.subject]
         signed = [crl for crl in named if _crl_signed_by(crl, issuer)]
         current = [
@@ -755,53 +781,24 @@ class TrustStore:
             signing_time = require_utc(signing_time, "signing_time")
         if usage not in USAGES:
             raise ValueError(f"usage must be one of {USAGES}, not {usage!r}")
-        fingerprint = certificate_sha256(certificate)
-        uris = certificate_uris(certificate)
-        sip_uris = [u for u in uris if u.lower().startswith(("sip:", "sips:"))]
-        named = ", ".join(uris) if uris else _common_name(certificate.subject)
-
-        # algorithm
-        weak = _weak_signature(certificate) or _weak_key(certificate, min_rsa_bits)
-
-        # sender
-        matched: str | None = None
-        sender_match: bool | None
-        if sender is None:
-            sender_match = None
-            sender_check = Check("sender", Outcome.UNKNOWN, "no sender to compare")
-        else:
-            matched = next((u for u in uris if _same_uri(sender, u)), None)
-            sender_match = matched is not None
-            sender_words = _sender_words(sender)
-            if matched is not None:
-                sender_check = Check(
-                    "sender", Outcome.PASS, f"{matched} in the certificate matches the sender"
-                )
-            else:
-                sender_check = Check(
-                    "sender",
-                    Outcome.FAIL,
-                    f"the certificate names {named}, not the sender {sender_words}",
-                )
-        who = (
-            matched
-            or (_parse_or_keep(sender) if sender is not None else None)
-            or (sip_uris[0] if sip_uris else named)
-        )
-        lead = f"Signed by {who}" if usage == "signing" else f"The certificate of {who}"
+        # Everything below that depends only on the certificate and the question asked
+        # (names, algorithm, key usage, the sender comparison) is computed once.
+        (
+            fingerprint,
+            sip_uris,
+            named,
+            weak,
+            sender_match,
+            sender_check,
+            who,
+            lead,
+            usage_problem,
+            operation,
+            usage_check,
+        ) = _question_facts(certificate, sender, usage, min_rsa_bits)
 
         # validity
         validity_state, validity_check = _validity(certificate, at, signing_time)
-
-        # key usage
-        usage_problem = _usage_problem(certificate, usage)
-        operation = "signing" if usage == "signing" else "encryption"
-        if usage_problem is None:
-            usage_check = Check("key-usage", Outcome.PASS, f"allows {operation}")
-        else:
-            usage_check = Check(
-                "key-usage", Outcome.FAIL, f"does not allow {operation}: {usage_problem}"
-            )
 
         # chain
         chain, chain_check = self._validated_chain(certificate, intermediates, at)
@@ -810,7 +807,7 @@ class TrustStore:
                 problem = _weak_signature(upper) if upper is not chain[-1] else None
                 problem = problem or _weak_key(upper, min_rsa_bits)
                 if problem is not None:
-                    weak = f"{problem} in the certificate of {_common_name(upper.subject)}"
+                    weak = f"{problem} in the certificate of {_subject_cn(upper)}"
                     break
         if weak is None:
             algorithm_check = Check("algorithm", Outcome.PASS, _algorithm_words(certificate))
@@ -818,7 +815,7 @@ class TrustStore:
             algorithm_check = Check("algorithm", Outcome.FAIL, f"weak: {weak}")
 
         # revocation
-        links: list[_Link] = []
+        links: Sequence[_Link] = ()
         revocation = Revocation.NOT_CHECKED
         if chain is None:
             revocation_check = Check(
@@ -830,15 +827,23 @@ class TrustStore:
                 Outcome.PASS,
                 "nothing to check: the certificate is itself a trust anchor",
             )
+        elif not self._crls:
+            links, revocation, revocation_check = _no_crl_summary(chain[0], tuple(chain[1:]))
         else:
             links = [self._link_status(c, i, at) for c, i in itertools.pairwise(chain)]
             revocation, revocation_check = _revocation_summary(links)
 
         # pins and decisions
         pin_aors = [sender] if sender is not None else sip_uris
-        pin = next((p for a in pin_aors if (p := self.pin_for(a)) is not None), None)
-        distrust = next(
-            (d for a in pin_aors if (d := self.distrusted(a, certificate)) is not None), None
+        pin = (
+            next((p for a in pin_aors if (p := self.pin_for(a)) is not None), None)
+            if self._pins
+            else None
+        )
+        distrust = (
+            next((d for a in pin_aors if (d := self.distrusted(a, certificate)) is not None), None)
+            if self._distrusted
+            else None
         )
         pin_relation = "none"
         if pin is not None:
@@ -848,7 +853,10 @@ class TrustStore:
                 pin_relation = "certified"
             else:
                 pin_relation = "different"
-        pin_check = _pin_check(pin, pin_relation, distrust, pin_aors, fingerprint)
+        if pin is None and distrust is None:
+            pin_check = _unpinned_check(tuple(pin_aors), fingerprint)
+        else:
+            pin_check = _pin_check(pin, pin_relation, distrust, pin_aors, fingerprint)
 
         checks = (
             algorithm_check,
@@ -860,7 +868,7 @@ class TrustStore:
             revocation_check,
         )
         summaries = tuple(CertificateSummary.of(c) for c in (chain or [certificate]))
-        issuer_cn = _common_name(certificate.issuer)
+        issuer_cn = _issuer_cn(certificate)
 
         # precedence, worst first
         state: Authenticity
@@ -941,6 +949,73 @@ class TrustStore:
 # -- evaluate helpers ----------------------------------------------------------------------
 
 
+@per_certificate
+def _question_facts(
+    certificate: x509.Certificate, sender: str | None, usage: str, min_rsa_bits: int
+) -> tuple[Any, ...]:
+    """What `TrustStore.evaluate` derives from the certificate and the question alone (no
+    time, no store state): fingerprint, SIP URIs, the name it goes by, a weak algorithm,
+    the sender comparison and its check, the words naming the signer, the key usage
+    problem and its check. Certificates are immutable, so this is computed once."""
+    fingerprint = certificate_sha256(certificate)
+    uris = certificate_uris(certificate)
+    sip_uris = [u for u in uris if u.lower().startswith(("sip:", "sips:"))]
+    named = ", ".join(uris) if uris else _subject_cn(certificate)
+
+    # algorithm
+    weak = _weak_signature(certificate) or _weak_key(certificate, min_rsa_bits)
+
+    # sender
+    matched: str | None = None
+    sender_match: bool | None
+    if sender is None:
+        sender_match = None
+        sender_check = Check("sender", Outcome.UNKNOWN, "no sender to compare")
+    else:
+        matched = next((u for u in uris if _same_uri(sender, u)), None)
+        sender_match = matched is not None
+        sender_words = _sender_words(sender)
+        if matched is not None:
+            sender_check = Check(
+                "sender", Outcome.PASS, f"{matched} in the certificate matches the sender"
+            )
+        else:
+            sender_check = Check(
+                "sender",
+                Outcome.FAIL,
+                f"the certificate names {named}, not the sender {sender_words}",
+            )
+    who = (
+        matched
+        or (_parse_or_keep(sender) if sender is not None else None)
+        or (sip_uris[0] if sip_uris else named)
+    )
+    lead = f"Signed by {who}" if usage == "signing" else f"The certificate of {who}"
+
+    # key usage
+    usage_problem = _usage_problem(certificate, usage)
+    operation = "signing" if usage == "signing" else "encryption"
+    if usage_problem is None:
+        usage_check = Check("key-usage", Outcome.PASS, f"allows {operation}")
+    else:
+        usage_check = Check(
+            "key-usage", Outcome.FAIL, f"does not allow {operation}: {usage_problem}"
+        )
+    return (
+        fingerprint,
+        tuple(sip_uris),
+        named,
+        weak,
+        sender_match,
+        sender_check,
+        who,
+        lead,
+        usage_problem,
+        operation,
+        usage_check,
+    )
+
+
 @functools.lru_cache(maxsize=_FACTS_CACHE)
 def _parse_or_keep(text: str) -> str:
     """The canonical AoR of `text` when it parses; `text` itself otherwise (for words)."""
@@ -979,11 +1054,26 @@ def _directly_issued_by(certificate: x509.Certificate, issuer: x509.Certificate)
 SIGNING_CLOCK_SKEW = timedelta(minutes=5)
 
 
+@per_certificate
+def _chain_pass(anchor: x509.Certificate, is_anchor: bool) -> Check:
+    if is_anchor:
+        return Check("chain", Outcome.PASS, "the certificate is itself one of your trust anchors")
+    return Check("chain", Outcome.PASS, f"chains to your trust anchor {_subject_cn(anchor)}")
+
+
+@per_certificate
+def _validity_facts(certificate: x509.Certificate) -> tuple[datetime, datetime, Check]:
+    """(notBefore, notAfter, the check passed when no signing-time note applies)."""
+    not_before = certificate.not_valid_before_utc
+    not_after = certificate.not_valid_after_utc
+    words = f"valid from {_day(not_before)} to {_day(not_after)}"
+    return not_before, not_after, Check("validity", Outcome.PASS, words)
+
+
 def _validity(
     certificate: x509.Certificate, at: datetime, signing_time: datetime | None
 ) -> tuple[Authenticity | None, Check]:
-    not_before = certificate.not_valid_before_utc
-    not_after = certificate.not_valid_after_utc
+    not_before, not_after, passed = _validity_facts(certificate)
     moments: list[tuple[str, datetime]] = [("now", at)]
     note = ""
     if signing_time is not None and signing_time > at + SIGNING_CLOCK_SKEW:
@@ -1015,9 +1105,9 @@ def _validity(
                     f"on {_day(not_before)}"
                 )
             return Authenticity.NOT_YET_VALID, Check("validity", Outcome.FAIL, words)
-    return None, Check(
-        "validity", Outcome.PASS, f"valid from {_day(not_before)} to {_day(not_after)}{note}"
-    )
+    if not note:
+        return None, passed
+    return None, Check("validity", Outcome.PASS, f"{passed.reason}{note}")
 
 
 def _revocation_summary(links: Iterable[_Link]) -> tuple[Revocation, Check]:
@@ -1040,6 +1130,12 @@ def _revocation_summary(links: Iterable[_Link]) -> tuple[Revocation, Check]:
         f"not revoked (CRL of {_day(leaf_crl.last_update_utc)} from "
         f"{_common_name(links[0].issuer.subject)})",
     )
+
+
+@functools.lru_cache(maxsize=_FACTS_CACHE)
+def _unpinned_check(aors: tuple[str, ...], fingerprint: str) -> Check:
+    """The pin check when nothing is pinned or distrusted for `aors` (computed once)."""
+    return _pin_check(None, "none", None, aors, fingerprint)
 
 
 def _revoked_words(links: Sequence[_Link]) -> str:

@@ -79,9 +79,19 @@ MAX_DEPTH = 64
 def hdr(ident: int, length: int) -> bytes:
     """Identifier and DER length octets for a value of `length` content bytes."""
     if length < 0x80:
-        return bytes((ident, length))
+        if length >= 0 and 0 <= ident <= 0xFF:
+            return _SHORT_HDR[ident][length]
+        return bytes((ident, length))  # ValueError: not an octet
+    if length < 0x100:
+        return bytes((ident, 0x81, length))
+    if length < 0x10000:
+        return bytes((ident, 0x82, length >> 8, length & 0xFF))
     n = (length.bit_length() + 7) // 8
     return bytes((ident, 0x80 | n)) + length.to_bytes(n, "big")
+
+
+#: Every two-octet header (identifier, short-form length), built once.
+_SHORT_HDR = tuple(tuple(bytes((i, n)) for n in range(0x80)) for i in range(0x100))
 
 
 def tlv(ident: int, content: bytes) -> bytes:
@@ -167,13 +177,18 @@ def encode_time(when: datetime) -> bytes:
     """DER Time: UTCTime for 1950-2049, GeneralizedTime otherwise (RFC 5652 11.3)."""
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    when = when.astimezone(UTC)
+    elif when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
     if 1950 <= when.year < 2050:
-        text = (
-            f"{when.year % 100:02d}{when.month:02d}{when.day:02d}"
-            f"{when.hour:02d}{when.minute:02d}{when.second:02d}Z"
+        # UTCTime YYMMDDHHMMSSZ: always 13 octets.
+        return b"\x17\x0d%02d%02d%02d%02d%02d%02dZ" % (
+            when.year % 100,
+            when.month,
+            when.day,
+            when.hour,
+            when.minute,
+            when.second,
         )
-        return tlv(UTC_TIME, text.encode("ascii"))
     return tlv(GENERALIZED_TIME, f"{when.year:04d}{when:%m%d%H%M%S}Z".encode("ascii"))
 
 

@@ -388,6 +388,27 @@ _CI_SIGNED_DATA = asn1.oid("1.2.840.113549.1.7.2")
 _DATA_TYPE = asn1.oid("1.2.840.113549.1.7.1")
 
 
+#: (id of a private key, id of certificate facts) -> (key, facts) that were found to belong
+#: together. Keys and certificates are immutable; each entry holds both objects, so an id
+#: cannot be reused while its entry lives.
+_KEY_PAIRS: dict[tuple[int, int], tuple[Any, CertFacts]] = {}
+
+
+def _check_key_pair(key: Any, f: CertFacts) -> None:
+    """ProtectError unless `key` is the private key of the certificate `f` describes."""
+    hit = _KEY_PAIRS.get((id(key), id(f)))
+    if hit is not None and hit[0] is key and hit[1] is f:
+        return
+    try:
+        if key.public_key() != f.public_key:
+            raise ProtectError("the signing key does not belong to the signer certificate")
+    except (AttributeError, TypeError, UnsupportedAlgorithm):
+        raise ProtectError(f"cannot sign with a {type(key).__name__} key") from None
+    if len(_KEY_PAIRS) >= 64:
+        _KEY_PAIRS.clear()
+    _KEY_PAIRS[id(key), id(f)] = (key, f)
+
+
 def _signer(key: Any, digest: str, rsa_pss: bool) -> tuple[bytes, Callable[[bytes], bytes]]:
     """(DER signatureAlgorithm, function signing the DER signed attributes)."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -502,11 +523,7 @@ def sign_parts(
     if digest not in _DIGEST_ALG_ID:
         raise ProtectError(f"will not sign with digest {digest!r}")
     f = facts(certificate)
-    try:
-        if key.public_key() != f.public_key:
-            raise ProtectError("the signing key does not belong to the signer certificate")
-    except (AttributeError, TypeError, UnsupportedAlgorithm):
-        raise ProtectError(f"cannot sign with a {type(key).__name__} key") from None
+    _check_key_pair(key, f)
     sig_alg, signer = _signer(key, digest, rsa_pss)
     ect = _type_oid(econtent_type)
     md = _digest(digest, content)

@@ -208,6 +208,31 @@ def test_revocation_unknown_without_crl(store: TrustStore, bob: Identity, now: d
     assert_checklist_complete(verdict)
 
 
+def test_the_same_certificate_is_judged_afresh_after_every_change_to_the_store(
+    store: TrustStore, ca: Authority, bob: Identity, now: datetime
+) -> None:
+    """What evaluate remembers per certificate never hides a CRL, a pin or a distrust
+    added since, nor another sender or time."""
+    first = store.evaluate(bob.certificate, sender=BOB, at=now)
+    assert first.revocation is Revocation.UNKNOWN
+    assert check(first, "pin")[0] is Outcome.UNKNOWN
+    other = store.evaluate(bob.certificate, sender="sip:mallory@example.test", at=now)
+    assert other.authenticity is Authenticity.SENDER_MISMATCH
+    later = store.evaluate(bob.certificate, sender=BOB, at=now + timedelta(days=3650))
+    assert later.authenticity is Authenticity.EXPIRED
+    store.add_crl(ca.crl(now=now))
+    assert store.evaluate(bob.certificate, sender=BOB, at=now).revocation is Revocation.GOOD
+    store.pin(BOB, bob.certificate, now=now)
+    pinned = store.evaluate(bob.certificate, sender=BOB, at=now)
+    assert pinned.authenticity is Authenticity.VERIFIED_PINNED
+    assert check(pinned, "pin")[0] is Outcome.PASS
+    store.distrust(BOB, bob.certificate, now=now)
+    distrusted = store.evaluate(bob.certificate, sender=BOB, at=now)
+    assert distrusted.authenticity is Authenticity.UNVERIFIED_NEW
+    assert check(distrusted, "pin")[0] is Outcome.FAIL
+    assert_checklist_complete(distrusted)
+
+
 def test_weak_algorithm_sha1_certificate_signature(
     store: TrustStore,
     ca: Authority,

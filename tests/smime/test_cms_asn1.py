@@ -49,6 +49,22 @@ def test_lengths_round_trip(length: int) -> None:
     assert asn1.read(data, 0, len(data)) == (0x04, len(data) - length, len(data), len(data))
 
 
+def test_headers_for_every_identifier_and_length_form() -> None:
+    def general(ident: int, length: int) -> bytes:
+        if length < 0x80:
+            return bytes((ident, length))
+        n = (length.bit_length() + 7) // 8
+        return bytes((ident, 0x80 | n)) + length.to_bytes(n, "big")
+
+    lengths = [*range(0, 0x102), 0xFFFF, 0x10000, 0xFFFFFF, 0x1000000, 2**40 + 3]
+    for ident in range(0x100):
+        for length in lengths:
+            assert asn1.hdr(ident, length) == general(ident, length)
+    for ident, length in ((-1, 5), (0x100, 5), (0x30, -1)):
+        with pytest.raises(ValueError):
+            asn1.hdr(ident, length)
+
+
 def test_set_of_is_der_sorted() -> None:
     parts = [asn1.seq(asn1.oid("1.2.3")), b"\x02\x01\x05", asn1.octet_string(b"zz")]
     encoded = asn1.set_of(parts)

@@ -271,6 +271,12 @@ def test_sha1_is_weak(pki: Any, message: bytes, signing_time: dt.datetime) -> No
 def test_sign_refuses(pki: Any, message: bytes, signing_time: dt.datetime) -> None:
     with pytest.raises(ProtectError):
         cms.sign(message, key=pki.ec.key, certificate=pki.ec2.cert, signing_time=signing_time)
+    # A pair once found to belong together says nothing about another pair.
+    cms.sign(message, key=pki.ec.key, certificate=pki.ec.cert, signing_time=signing_time)
+    cms.sign(message, key=pki.ec2.key, certificate=pki.ec2.cert, signing_time=signing_time)
+    for key, cert in ((pki.ec.key, pki.ec2.cert), (pki.ec2.key, pki.ec.cert)):
+        with pytest.raises(ProtectError, match="does not belong"):
+            cms.sign(message, key=key, certificate=cert, signing_time=signing_time)
     with pytest.raises(ProtectError):
         cms.sign(message, key=pki.x.key, certificate=pki.x.cert, signing_time=signing_time)
     with pytest.raises(ProtectError):
