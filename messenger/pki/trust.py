@@ -39,7 +39,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -949,10 +949,24 @@ class TrustStore:
 # -- evaluate helpers ----------------------------------------------------------------------
 
 
+class _QuestionFacts(NamedTuple):
+    fingerprint: str
+    sip_uris: tuple[str, ...]
+    named: str
+    weak: str | None
+    sender_match: bool | None
+    sender_check: Check
+    who: str
+    lead: str
+    usage_problem: str | None
+    operation: str
+    usage_check: Check
+
+
 @per_certificate
 def _question_facts(
     certificate: x509.Certificate, sender: str | None, usage: str, min_rsa_bits: int
-) -> tuple[Any, ...]:
+) -> _QuestionFacts:
     """What `TrustStore.evaluate` derives from the certificate and the question alone (no
     time, no store state): fingerprint, SIP URIs, the name it goes by, a weak algorithm,
     the sender comparison and its check, the words naming the signer, the key usage
@@ -1001,7 +1015,7 @@ def _question_facts(
         usage_check = Check(
             "key-usage", Outcome.FAIL, f"does not allow {operation}: {usage_problem}"
         )
-    return (
+    return _QuestionFacts(
         fingerprint,
         tuple(sip_uris),
         named,
