@@ -17,14 +17,16 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from messenger.gui.conversation_model import ConversationModel, message_text
-from messenger.gui.state_rows import GAP, ICON, paint_states, view_width
-from messenger.gui.states import (
-    StateStyle,
-    authenticity_style,
-    confidentiality_style,
-    delivery_words,
-    sent_styles,
+from messenger.gui.state_rows import (
+    GAP,
+    ICON,
+    bubble_states,
+    is_dark,
+    paint_states,
+    protected,
+    view_width,
 )
+from messenger.gui.states import StateStyle, authenticity_style, delivery_words
 from messenger.gui.transfer_delegate import file_row, paint_file_row, size_file_row
 from messenger.ua.store import StoredMessage
 
@@ -32,26 +34,6 @@ __all__ = ["MessageDelegate", "bubble_states", "is_dark", "outside_parts", "outs
 
 _PAD = 10  # inside the bubble
 _MARGIN = 6  # around the bubble
-
-
-def is_dark(palette: QPalette) -> bool:
-    return palette.color(QPalette.ColorRole.Window).lightness() < 128
-
-
-def bubble_states(
-    message: StoredMessage,
-    expected_to_sign: bool,
-    sent: tuple[bool, bool] | None = None,
-) -> tuple[StateStyle, StateStyle] | None:
-    """The (confidentiality, authenticity) styles of a message, None without a report
-    (or, for a message sent in this session, what was applied to it)."""
-    report = message.report
-    if not report:
-        return sent_styles(*sent) if sent is not None else None
-    return (
-        confidentiality_style(report.get("confidentiality")),
-        authenticity_style(report.get("authenticity"), expected_to_sign=expected_to_sign),
-    )
 
 
 #: The line above the content drawn outside the frame.
@@ -71,13 +53,6 @@ def outside_text(message: StoredMessage) -> str:
     """The whole text drawn outside the frame ('' when nothing came beside it)."""
     parts = outside_parts(message)
     return "\n".join([OUTSIDE_TITLE, *parts]) if parts else ""
-
-
-def protected(message: StoredMessage, sent: tuple[bool, bool] | None = None) -> bool:
-    report = message.report or {}
-    if not report and sent is not None:
-        return any(sent)
-    return bool(report.get("layers"))
 
 
 @dataclass

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from messenger.gui.conversation_model import ConversationModel
-from messenger.gui.state_rows import GAP, ICON, paint_states, view_width
+from messenger.gui.state_rows import GAP, ICON, is_dark, paint_states, protected, view_width
 from messenger.gui.states import FAMILY_COLOURS, StateStyle
 from messenger.gui.transfers import FileItem, file_item, item_states
 from messenger.ua.store import StoredMessage
@@ -60,13 +60,7 @@ def file_row(index: QModelIndex | QPersistentModelIndex) -> FileRow | None:
         return None
     sent = model.sent_protection.get(message.message_id or "")
     states = item_states(message, item, model.expected_to_sign, sent)
-    if states is None:
-        protected = False
-    elif message.report:
-        protected = bool(message.report.get("layers"))
-    else:
-        protected = sent is not None and any(sent)
-    return FileRow(message, item, states, protected)
+    return FileRow(message, item, states, states is not None and protected(message, sent))
 
 
 @dataclass
@@ -151,7 +145,7 @@ def size_file_row(option: QStyleOptionViewItem, row: FileRow) -> QSize:
 def paint_file_row(painter: QPainter, option: QStyleOptionViewItem, row: FileRow) -> None:
     layout = _layout(option, row)
     palette = option.palette
-    dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+    dark = is_dark(palette)
     _body, title_font, small = _fonts(option)
     painter.save()
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)

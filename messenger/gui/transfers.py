@@ -23,12 +23,8 @@ from urllib.parse import unquote, urlsplit
 from PySide6.QtCore import QObject, Signal
 
 from messenger.gui.conversation_list_model import display_peer
-from messenger.gui.states import (
-    StateStyle,
-    authenticity_style,
-    confidentiality_style,
-    sent_styles,
-)
+from messenger.gui.state_rows import bubble_states
+from messenger.gui.states import StateStyle
 from messenger.ua import events as ev
 from messenger.ua.files import write_whole
 from messenger.ua.session import FILE_REFERENCE_TYPE, STOPPED_RECEIVING
@@ -199,8 +195,8 @@ class TransferBook(QObject):
         arriving, or ended without a file (cancelled by the sender, failed)."""
         rows = []
         for t in self._transfers.values():
-            if t.direction != "in" or t.peer != peer or t.state == "complete":
-                continue
+            if t.direction != "in" or t.peer != peer:
+                continue  # (a complete incoming transfer left the book: its stored row shows)
             rows.append(
                 StoredMessage(
                     rowid=t.rowid,
@@ -428,13 +424,13 @@ def _outgoing(message: StoredMessage, path: Path, t: Transfer | None) -> FileIte
             path,
         )
     if message.delivery in ("failed", "refused") or (t is not None and t.state == "failed"):
-        reason = message.reason or (t.reason if t is not None else "") or "no reason given"
         return FileItem(
             "out",
             name,
             size,
             "failed",
-            f"Not delivered: {reason}. Send the file again once the problem is solved.",
+            f"Not delivered: {reason or 'no reason given'}. Send the file again once the "
+            "problem is solved.",
             tid,
             None,
             path,
@@ -499,15 +495,7 @@ def item_states(
         return None
     if item.state in ENDED_WITHOUT_FILE:
         return None  # nothing arrived: no state of it to show
-    report = message.report
-    if report:
-        return (
-            confidentiality_style(report.get("confidentiality")),
-            authenticity_style(report.get("authenticity"), expected_to_sign=expected_to_sign),
-        )
-    if sent is not None:
-        return sent_styles(*sent)
-    return None
+    return bubble_states(message, expected_to_sign, sent)
 
 
 def describe_file_row(model, message: StoredMessage) -> str | None:
