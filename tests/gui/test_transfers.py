@@ -87,6 +87,29 @@ def file_rows(window: MainWindow) -> list[tuple[StoredMessage, object]]:
     return found
 
 
+def send_until_aborted(qtbot, alice: MainWindow, bob: MainWindow, source: Path):
+    """Send ``source`` from Alice's window; wait until Bob's side aborted it and Alice's
+    send finished. Returns Alice's result."""
+    with (
+        qtbot.waitSignal(
+            bob.bridge.transfer,
+            check_params_cb=lambda e: e.direction == "in" and e.state == "aborted",
+            timeout=60000,
+        ),
+        qtbot.waitSignal(alice.fileFinished, timeout=60000) as finished,
+    ):
+        alice.send_file(source)
+    return finished.args[0]
+
+
+def assert_nothing_kept(bob: MainWindow, received: list) -> None:
+    """Nothing of an aborted file was presented, written to downloads or stored."""
+    assert received == []
+    downloads = bob.agent.config.downloads
+    assert not downloads.exists() or list(downloads.iterdir()) == []
+    assert not any(m.content_type == FILE_REFERENCE_TYPE for m in bob.store.messages(ALICE))
+
+
 def test_a_file_sent_from_alices_window_arrives_verified_in_bobs(
     demo, qtbot, tmp_path, monkeypatch
 ):
@@ -220,16 +243,7 @@ def test_cancel_mid_transfer_is_clear_on_both_sides(demo, qtbot, tmp_path):
 
     alice.bridge.transfer.connect(on_progress)
     assert alice.cancel_action.shortcut().toString() == "Ctrl+Shift+X"
-    with (
-        qtbot.waitSignal(
-            bob.bridge.transfer,
-            check_params_cb=lambda e: e.direction == "in" and e.state == "aborted",
-            timeout=60000,
-        ),
-        qtbot.waitSignal(alice.fileFinished, timeout=60000) as finished,
-    ):
-        alice.send_file(source)
-    result = finished.args[0]
+    result = send_until_aborted(qtbot, alice, bob, source)
     assert cancelled and not result.delivered and "cancelled" in result.explanation
 
     # Alice: the row says it was cancelled, in words, with what to do
@@ -245,10 +259,7 @@ def test_cancel_mid_transfer_is_clear_on_both_sides(demo, qtbot, tmp_path):
     model = bob.conversation_model
     spoken = model.data(model.index(model.rowCount() - 1), ACCESSIBLE)
     assert "Cancelled" in spoken and "Verified" not in spoken
-    assert received == []
-    downloads = bob.agent.config.downloads
-    assert not downloads.exists() or list(downloads.iterdir()) == []
-    assert not any(m.content_type == FILE_REFERENCE_TYPE for m in bob.store.messages(ALICE))
+    assert_nothing_kept(bob, received)
     assert not bob.save_file_as(message, tmp_path / "nothing.bin")
     assert not (tmp_path / "nothing.bin").exists()
     # the row can be removed from the view
@@ -273,20 +284,11 @@ def test_the_receiver_cancels_from_its_window(demo, qtbot, tmp_path):
             QTimer.singleShot(0, bob.cancel_action.trigger)
 
     bob.bridge.transfer.connect(on_progress)
-    with (
-        qtbot.waitSignal(
-            bob.bridge.transfer,
-            check_params_cb=lambda e: e.direction == "in" and e.state == "aborted",
-            timeout=60000,
-        ),
-        qtbot.waitSignal(alice.fileFinished, timeout=60000) as finished,
-    ):
-        alice.send_file(source)
+    result = send_until_aborted(qtbot, alice, bob, source)
     [arriving] = shown
     assert arriving.state == "receiving" and arriving.can_cancel and "Cancel" in arriving.words
 
     # Alice: the receiver stopped it, in words, with what to do
-    result = finished.args[0]
     assert not result.delivered and result.status == 413
     assert STOPPED_RECEIVING in result.explanation
     [(_, item)] = file_rows(alice)
@@ -308,10 +310,7 @@ def test_the_receiver_cancels_from_its_window(demo, qtbot, tmp_path):
     assert "You cancelled it" in spoken and "Verified" not in spoken
     assert file_row(model.index(model.rowCount() - 1)).states is None
     assert not bob.view.grab().isNull()  # the row paints
-    assert received == []
-    downloads = bob.agent.config.downloads
-    assert not downloads.exists() or list(downloads.iterdir()) == []
-    assert not any(m.content_type == FILE_REFERENCE_TYPE for m in bob.store.messages(ALICE))
+    assert_nothing_kept(bob, received)
     # nothing left to cancel
     bob.cancel_action.trigger()
     assert "No file is being sent or received" in bob.statusBar().currentMessage()
