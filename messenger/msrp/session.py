@@ -461,9 +461,7 @@ class MsrpSession:
         prefix = self._reassembler.contiguous(message_id)
         info = self._incoming.pop(message_id, None)
         self._reassembler.discard(message_id)
-        self._refused[message_id] = 413
-        while len(self._refused) > _REMEMBERED_REFUSED:
-            self._refused.popitem(last=False)
+        self._remember_refused(message_id, 413)
         if info is not None and info.failure_report == "yes" and not self._closed:
             # Byte-Range: the bytes it had taken (and now discarded), when they start at 1
             self._control.append(
@@ -696,12 +694,17 @@ class MsrpSession:
             events += self._refused_message(message_id, status, reason, request)
         return events
 
-    def _refused_message(
-        self, message_id: str, status: int, reason: str, request: MsrpRequest
-    ) -> list[SessionEvent]:
+    def _remember_refused(self, message_id: str, status: int) -> None:
+        """Answer every further chunk of ``message_id`` with ``status`` (the newest
+        ``_REMEMBERED_REFUSED`` messages are remembered)."""
         self._refused[message_id] = status
         while len(self._refused) > _REMEMBERED_REFUSED:
             self._refused.popitem(last=False)
+
+    def _refused_message(
+        self, message_id: str, status: int, reason: str, request: MsrpRequest
+    ) -> list[SessionEvent]:
+        self._remember_refused(message_id, status)
         progress = self._reassembler.progress(message_id)
         self._reassembler.discard(message_id)
         info = self._incoming.pop(message_id, None)
