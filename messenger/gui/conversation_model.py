@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 
 from messenger.gui.states import authenticity_style, confidentiality_style, delivery_words
+from messenger.gui.transfers import TransferBook, describe_file_row
 from messenger.ua.store import MessageStore, StoredMessage
 
 __all__ = ["ConversationModel", "describe_message"]
@@ -80,8 +81,8 @@ class ConversationModel(QAbstractListModel):
         self.expected_to_sign = False
         #: what this session's sends applied: message id -> (signed, encrypted)
         self.sent_protection: dict[str, tuple[bool, bool]] = {}
-        #: file transfers (messenger.gui.transfers.TransferBook), when the window has them
-        self.transfers: Any = None
+        #: file transfers, when the window has them
+        self.transfers: TransferBook | None = None
         #: rows after the stored ones: transfers still arriving (or ended without a file)
         self._live: list[StoredMessage] = []
 
@@ -211,8 +212,6 @@ class ConversationModel(QAbstractListModel):
             return message_text(message)
         if role in (Qt.ItemDataRole.AccessibleTextRole, Qt.ItemDataRole.ToolTipRole):
             if self.transfers is not None:
-                from messenger.gui.transfers import describe_file_row
-
                 spoken = describe_file_row(self, message)
                 if spoken is not None:
                     return spoken
