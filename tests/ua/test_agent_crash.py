@@ -217,6 +217,28 @@ def _wait_datagram(sock: socket.socket, proc: subprocess.Popen, until: float) ->
     return None
 
 
+def _start_send(pki: Pki, profile: Path, peer: socket.socket, text: str) -> subprocess.Popen:
+    """`messenger send` of an unsigned ``text`` from Alice to Bob at ``peer`` over UDP."""
+    argv = send_argv(
+        identity=pki.folder_of(ALICE),
+        to=BOB,
+        text=text,
+        target=f"{LOCALHOST}:{peer.getsockname()[1]}",
+        transport="udp",
+        no_sign=True,
+        profile=profile,
+    )
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=messenger_env(),
+        cwd=REPO,
+        start_new_session=True,
+    )
+
+
 def test_outgoing_message_is_stored_before_it_is_sent(pki, tmp_path):
     """Killed at a random moment (or just as its MESSAGE arrives): whenever the MESSAGE
     reached the wire, the sender's store holds it, pending or later."""
@@ -226,24 +248,7 @@ def test_outgoing_message_is_stored_before_it_is_sent(pki, tmp_path):
     for n in range(4):
         peer = _silent_peer()
         text = f"outgoing {n} {secrets.token_hex(4)}"
-        argv = send_argv(
-            identity=pki.folder_of(ALICE),
-            to=BOB,
-            text=text,
-            target=f"{LOCALHOST}:{peer.getsockname()[1]}",
-            transport="udp",
-            no_sign=True,
-            profile=profile,
-        )
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=messenger_env(),
-            cwd=REPO,
-            start_new_session=True,
-        )
+        proc = _start_send(pki, profile, peer, text)
         try:
             # round 0: killed the moment its MESSAGE arrives; others: at a random moment
             # (often before anything is sent, sometimes while waiting for an answer)
@@ -295,24 +300,7 @@ def test_pending_outgoing_message_is_sent_when_the_agent_starts(pki, tmp_path):
     text = f"left pending {secrets.token_hex(4)}"
     peer = _silent_peer()
     try:
-        argv = send_argv(
-            identity=pki.folder_of(ALICE),
-            to=BOB,
-            text=text,
-            target=f"{LOCALHOST}:{peer.getsockname()[1]}",
-            transport="udp",
-            no_sign=True,
-            profile=profile,
-        )
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=messenger_env(),
-            cwd=REPO,
-            start_new_session=True,
-        )
+        proc = _start_send(pki, profile, peer, text)
         try:
             datagram = _wait_datagram(peer, proc, time.monotonic() + 30.0)
         finally:
