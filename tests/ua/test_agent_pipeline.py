@@ -116,15 +116,23 @@ def test_encrypted_to_another_key_gets_493_with_our_certificate(agents, run, udp
     run(body())
 
 
+async def _send_to_a_stale_certificate(net, pki, text: str):
+    """Alice knows an old certificate of Bob's and sends him ``text``: his 493 makes her
+    send again. Returns (alice, bob, the send result)."""
+    bob = await net.add("bob")
+    alice = await net.add("alice")
+    net.link(alice, bob)
+    old_bob = create_identity(BOB, authority=pki.ca, now=pki.now)
+    alice.set_peer_certificate(BOB, old_bob.certificate)
+    return alice, bob, await alice.send_text(BOB, text)
+
+
 def test_493_makes_the_sender_resend_once_encrypted_to_the_new_certificate(agents, run, pki):
     async def body():
         async with agents() as net:
-            bob = await net.add("bob")
-            alice = await net.add("alice")
-            net.link(alice, bob)
-            old_bob = create_identity(BOB, authority=pki.ca, now=pki.now)
-            alice.set_peer_certificate(BOB, old_bob.certificate)
-            result = await alice.send_text(BOB, "try again with my new key")
+            alice, bob, result = await _send_to_a_stale_certificate(
+                net, pki, "try again with my new key"
+            )
             assert result.delivered and result.encrypted
             statuses = [e.status for e in alice.recorder.of("response")]
             assert statuses == [493, 200]
@@ -580,12 +588,7 @@ def test_the_request_is_kept_with_the_message_in_the_same_commit(agents, run):
 def test_after_a_493_the_request_kept_is_the_one_sent_again(agents, run, pki):
     async def body():
         async with agents() as net:
-            bob = await net.add("bob")
-            alice = await net.add("alice")
-            net.link(alice, bob)
-            old_bob = create_identity(BOB, authority=pki.ca, now=pki.now)
-            alice.set_peer_certificate(BOB, old_bob.certificate)
-            result = await alice.send_text(BOB, "second try")
+            alice, bob, result = await _send_to_a_stale_certificate(net, pki, "second try")
             assert result.delivered
             got = await bob.recorder.wait("message")
             sent = alice.raw_request(alice.store.message(result.message_id).rowid)
