@@ -1,7 +1,8 @@
 """Two user-agent ends of an MSRP session on loopback, for the session-mode tests.
 
-Imported by tests/ua/test_msrp_session.py, tests/net/test_msrp_transport.py and
-tests/interop/test_kamailio_msrp.py (each puts this folder on sys.path).
+Imported by tests/ua/test_msrp_session.py, test_sessions.py, test_receiver_cancel.py,
+tests/net/test_msrp_transport.py and tests/interop/test_kamailio_msrp.py (each puts this
+folder on sys.path).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,19 @@ from messenger.ua.session import ChatSession, new_local_uri
 
 ALICE = "sip:alice@example.test"
 BOB = "sip:bob@example.test"
+MB = 1024 * 1024
+
+
+def random_file(folder: Path, name: str, size: int) -> Path:
+    """A file of ``size`` random bytes named ``name`` in ``folder``."""
+    path = folder / name
+    with path.open("wb") as out:
+        left = size
+        while left:
+            block = os.urandom(min(left, MB))
+            out.write(block)
+            left -= len(block)
+    return path
 
 
 @dataclass

@@ -32,17 +32,6 @@ import peers  # noqa: E402  (tests/interop/peers.py)
 MB = 1024 * 1024
 
 
-def _file(folder: Path, name: str, size: int) -> Path:
-    path = folder / name
-    with path.open("wb") as out:
-        left = size
-        while left:
-            block = os.urandom(min(left, MB))
-            out.write(block)
-            left -= len(block)
-    return path
-
-
 def _open_temp_files() -> int:
     """Files of this process open in the temporary folder (partial messages live there,
     unlinked, until they are whole or dropped)."""
@@ -74,7 +63,7 @@ def test_receiver_cancels_an_incoming_file_mid_transfer(run, agents, tmp_path) -
     async def body() -> None:
         async with agents() as net:
             alice, bob = await _pair(net, tmp_path)
-            source = _file(tmp_path, "holiday.mov", 24 * MB)
+            source = h.random_file(tmp_path, "holiday.mov", 24 * MB)
             baseline = _open_temp_files()
             loop = asyncio.get_running_loop()
             cancelled: asyncio.Future = loop.create_future()
@@ -135,7 +124,7 @@ def test_receiver_cancels_an_incoming_file_mid_transfer(run, agents, tmp_path) -
             assert not bob.cancel_transfer(transfer_id)
 
             # the session goes on: the next file arrives whole
-            small = _file(tmp_path, "next.bin", 200_000)
+            small = h.random_file(tmp_path, "next.bin", 200_000)
             again = await alice.send_file(bob.aor, small)
             assert again.delivered, again
             got = await bob.recorder.wait("message", timeout=20)
@@ -157,7 +146,7 @@ def msrp_relay(tmp_path_factory):
 
 @pytest.mark.interop
 def test_receiver_cancel_through_kamailio_stops_the_sender(msrp_relay, tmp_path) -> None:
-    source = _file(tmp_path, "through-the-relay.bin", 5 * MB)
+    source = h.random_file(tmp_path, "through-the-relay.bin", 5 * MB)
     relay = MsrpUri.parse(f"msrp://127.0.0.1:{msrp_relay.msrp_port};tcp")
 
     async def scenario():

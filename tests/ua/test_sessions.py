@@ -6,25 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
+import sys
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from msrp_harness import random_file
+
 from messenger.ua.sessions import SessionSetupError
 
 MB = 1024 * 1024
-
-
-def _file(folder: Path, name: str, size: int) -> Path:
-    path = folder / name
-    with path.open("wb") as out:
-        left = size
-        while left:
-            block = os.urandom(min(left, MB))
-            out.write(block)
-            left -= len(block)
-    return path
 
 
 def _sha(path: Path) -> str:
@@ -81,7 +74,7 @@ def test_signed_and_encrypted_file_arrives_verified(tls, run, agents, tmp_path, 
             alice, bob = await _pair(net, tmp_path, alice_kw=extra)
             if tls:
                 alice.sessions.msrp_tls = True
-            source = _file(tmp_path, "report.pdf", 3 * MB + 123)
+            source = random_file(tmp_path, "report.pdf", 3 * MB + 123)
             result = await alice.send_file(bob.aor, source)
             assert result.delivered and result.status == 200, result
             assert result.encrypted and result.signed
@@ -161,7 +154,7 @@ def test_cancel_of_an_invite_nobody_answers(run, agents, tmp_path) -> None:
             assert bob.sessions.sessions() == []
             assert alice.sessions.sessions() == []
             alice.sessions.ring_limit = 0.5
-            result = await alice.send_file(bob.aor, _file(tmp_path, "f.bin", 10))
+            result = await alice.send_file(bob.aor, random_file(tmp_path, "f.bin", 10))
             # nobody answers at bob: the file is not delivered, and the result says why
             assert not result.delivered and "did not answer" in result.explanation
             assert alice.store.message(result.message_id).delivery == "failed"
@@ -315,7 +308,7 @@ def test_peer_answering_msrp_415_cannot_take_smime(run, agents, tmp_path) -> Non
         async with agents() as net:
             alice, bob = await _pair(net, tmp_path)
             bob.sessions.accept_types = ("text/plain",)  # a peer without S/MIME over MSRP
-            result = await alice.send_file(bob.aor, _file(tmp_path, "secret.txt", 2000))
+            result = await alice.send_file(bob.aor, random_file(tmp_path, "secret.txt", 2000))
             assert not result.delivered and result.status == 415
             assert "does not accept S/MIME" in result.explanation
             learned = await alice.recorder.wait("capability")
@@ -330,7 +323,7 @@ def test_cancel_transfer_aborts_it(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
             alice, bob = await _pair(net, tmp_path)
-            source = _file(tmp_path, "big.bin", 24 * MB)
+            source = random_file(tmp_path, "big.bin", 24 * MB)
             sending = asyncio.ensure_future(alice.send_file(bob.aor, source))
             first = await alice.recorder.wait(
                 "progress", lambda e: e.direction == "out" and e.done > 0, timeout=30
@@ -506,7 +499,7 @@ def test_concurrent_sends_over_one_session_keep_their_own_protection(run, agents
         async with agents() as net:
             alice, bob = await _pair(net, tmp_path)
             await alice.start_session(bob.aor)
-            source = _file(tmp_path, "secret.bin", 2 * MB)
+            source = random_file(tmp_path, "secret.bin", 2 * MB)
             text = "x" * (2 * MB)
             plain, protected = await asyncio.gather(
                 alice.send_text(bob.aor, text, sign=False, encrypt=False, session=True),
