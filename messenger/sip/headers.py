@@ -7,6 +7,7 @@ case-insensitively (a compact form such as ``i`` finds ``Call-ID`` too).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -93,7 +94,9 @@ MULTI_VALUE_HEADERS: frozenset[str] = frozenset(
 )
 
 
-_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
+#: RFC 3261 ``token`` (method names, header names, parameter names), as a pattern.
+_TOKEN_RE = r"[A-Za-z0-9.!%*_+`'~-]+"
+_TOKEN = re.compile(_TOKEN_RE)
 
 
 def is_token(text: str) -> bool:
@@ -101,21 +104,12 @@ def is_token(text: str) -> bool:
     return _TOKEN.fullmatch(text) is not None
 
 
-#: Lookup keys of the names seen so far (bounded: names come from the network).
-_KEYS: dict[str, str] = {}
-_KEYS_LIMIT = 4096
-
-
+@functools.lru_cache(maxsize=4096)  # bounded: names come from the network
 def _key(name: str) -> str:
     """The case-insensitive lookup key of a header name (compact forms expanded)."""
-    key = _KEYS.get(name)
-    if key is None:
-        lname = name.lower()
-        compact = COMPACT_FORMS.get(lname)
-        key = compact.lower() if compact is not None else lname
-        if len(_KEYS) < _KEYS_LIMIT:
-            _KEYS[name] = key
-    return key
+    lname = name.lower()
+    compact = COMPACT_FORMS.get(lname)
+    return compact.lower() if compact is not None else lname
 
 
 def canonical_name(name: str) -> str:
@@ -401,16 +395,13 @@ def replace_param(
 
 # -- Via ---------------------------------------------------------------------------------
 
-_TOKEN_RE = r"[A-Za-z0-9.!%*_+`'~-]+"
 _SENT_PROTOCOL = re.compile(
     rf"^({_TOKEN_RE})[ \t]*/[ \t]*({_TOKEN_RE})[ \t]*/[ \t]*({_TOKEN_RE})[ \t]+(.*)$", re.S
 )
 
 _PORT_SPACES = re.compile(r"[ \t]*:[ \t]*(\d+)[ \t]*$")
 
-#: The values parsed lately (a message's top Via is read by the parser, the transaction
-#: layer and the response): immutable, so shared. Bounded: cleared when full.
-_VIAS: dict[str, Via] = {}
+#: How many parsed values are remembered (see `_parse_via_remembered`).
 _PARSED_LIMIT = 256
 
 
@@ -431,13 +422,7 @@ class Via:
     def parse(cls, text: str) -> Via:
         """Parse one Via value; raise `SipParseError` when malformed."""
         if cls is Via:
-            via = _VIAS.get(text)
-            if via is None:
-                via = cls._parse(text)
-                if len(_VIAS) >= _PARSED_LIMIT:
-                    _VIAS.clear()
-                _VIAS[text] = via
-            return via
+            return _parse_via_remembered(text)
         return cls._parse(text)
 
     @classmethod
@@ -526,6 +511,13 @@ class Via:
     def host_address(self) -> str:
         """The sent-by host without IPv6 brackets."""
         return unbracket(self.host)
+
+
+@functools.lru_cache(maxsize=_PARSED_LIMIT)
+def _parse_via_remembered(text: str) -> Via:
+    """`Via.parse`, remembered: a message's top Via is read by the parser, the transaction
+    layer and the response (a `Via` is immutable, so one value serves every caller)."""
+    return Via._parse(text)
 
 
 # -- CSeq --------------------------------------------------------------------------------

@@ -434,22 +434,15 @@ def split_name_addr(text: str) -> tuple[str | None, str, str]:
     return display, uri_text, after
 
 
+@functools.lru_cache(maxsize=256)
 def check_uri(text: str) -> None:
     """Check a URI found in a message: any absolute URI, and a well-formed one when its
-    scheme is sip or sips. Raises `SipUriError`."""
-    if text in _CHECKED:
-        return
+    scheme is sip or sips. Raises `SipUriError`. Remembered when it passes: the same URIs
+    recur in every message of a peer."""
     if not _ABSOLUTE_URI.match(text):
         raise SipUriError(f"malformed URI {text[:80]!r}")
     if text.split(":", 1)[0].lower() in ("sip", "sips"):
         SipUri.parse(text)
-    if len(_CHECKED) >= 256:
-        _CHECKED.clear()
-    _CHECKED.add(text)
-
-
-#: URIs that passed `check_uri` lately (the same ones recur in every message of a peer).
-_CHECKED: set[str] = set()
 
 
 def _to_uri(value: str | SipUri) -> SipUri:
