@@ -538,6 +538,17 @@ def _raw_params(
     return (rowid, kind, bytes(data[:RAW_REQUEST_MAX]), size, 0)
 
 
+def _insert_incoming(
+    conn: sqlite3.Connection, params: tuple, raw_request: Any, raw_kind: str
+) -> int:
+    """Insert one incoming message and the request that carried it; returns its row id."""
+    rowid = conn.execute(_INSERT_MESSAGE, params).lastrowid
+    extra = _raw_params(rowid, raw_request, raw_kind, params[_RAW_INDEX])
+    if extra is not None:
+        conn.execute(_INSERT_RAW, extra)
+    return rowid
+
+
 def _describe(exc: sqlite3.Error) -> str:
     text = str(exc)
     lowered = text.lower()
@@ -920,10 +931,7 @@ class MessageStore:
             outside=outside,
         )
         with self._tx("store the incoming message") as conn:
-            rowid = conn.execute(_INSERT_MESSAGE, params).lastrowid
-            extra = _raw_params(rowid, raw_request, raw_kind, params[_RAW_INDEX])
-            if extra is not None:
-                conn.execute(_INSERT_RAW, extra)
+            rowid = _insert_incoming(conn, params, raw_request, raw_kind)
         message = self.by_rowid(rowid)
         assert message is not None
         return message
@@ -986,10 +994,7 @@ class MessageStore:
                 conn.executemany(_INSERT_MESSAGE, [p for p, _r, _k in prepared])
                 return len(prepared)
             for params, raw_request, raw_kind in prepared:
-                rowid = conn.execute(_INSERT_MESSAGE, params).lastrowid
-                extra = _raw_params(rowid, raw_request, raw_kind, params[_RAW_INDEX])
-                if extra is not None:
-                    conn.execute(_INSERT_RAW, extra)
+                _insert_incoming(conn, params, raw_request, raw_kind)
             return len(prepared)
 
     def add_incoming_batch(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
@@ -1000,14 +1005,8 @@ class MessageStore:
         returns, so each may then be answered 200.
         """
         prepared = [self._incoming_row(row) for row in rows]
-        rowids: list[int] = []
         with self._tx("store the incoming messages") as conn:
-            for params, raw_request, raw_kind in prepared:
-                rowid = conn.execute(_INSERT_MESSAGE, params).lastrowid
-                extra = _raw_params(rowid, raw_request, raw_kind, params[_RAW_INDEX])
-                if extra is not None:
-                    conn.execute(_INSERT_RAW, extra)
-                rowids.append(rowid)
+            rowids = [_insert_incoming(conn, *row) for row in prepared]
         return rowids
 
     def has_message_id(self, peer: str, message_id: str) -> bool:
