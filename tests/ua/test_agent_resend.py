@@ -44,6 +44,18 @@ class _Silent(asyncio.DatagramProtocol):
         self.got.put_nowait(data)
 
 
+@contextlib.asynccontextmanager
+async def _silent_peer():
+    """A `_Silent` peer on loopback: yields its "host:port" and the queue of what it got."""
+    loop = asyncio.get_running_loop()
+    transport, silent = await loop.create_datagram_endpoint(_Silent, local_addr=("127.0.0.1", 0))
+    try:
+        host, port = transport.get_extra_info("sockname")[:2]
+        yield f"{host}:{port}", silent.got
+    finally:
+        transport.close()
+
+
 def _contact(agent: UserAgent) -> str:
     host, port = agent.addresses["udp"]
     return f"{host}:{port}"
@@ -51,42 +63,34 @@ def _contact(agent: UserAgent) -> str:
 
 def test_a_message_cut_off_on_the_wire_is_sent_at_the_next_start(agents, run):
     async def body():
-        loop = asyncio.get_running_loop()
-        silent_transport, silent = await loop.create_datagram_endpoint(
-            _Silent, local_addr=("127.0.0.1", 0)
-        )
-        try:
-            async with agents() as net:
-                bob = await net.add("bob")
-                alice = await net.add("alice", listens=("udp",))
-                host, port = silent_transport.get_extra_info("sockname")[:2]
-                alice.config.contacts[BOB] = f"{host}:{port}"
-                # unsigned: small enough for the silent peer's UDP
-                sending = asyncio.ensure_future(
-                    alice.send_text(BOB, "written before a crash", sign=False)
-                )
-                await asyncio.wait_for(silent.got.get(), 10)  # on the wire, no answer
-                sending.cancel()  # the process ends here
-                (pending,) = alice.store.pending_outgoing()
+        async with _silent_peer() as (silent_address, silent_got), agents() as net:
+            bob = await net.add("bob")
+            alice = await net.add("alice", listens=("udp",))
+            alice.config.contacts[BOB] = silent_address
+            # unsigned: small enough for the silent peer's UDP
+            sending = asyncio.ensure_future(
+                alice.send_text(BOB, "written before a crash", sign=False)
+            )
+            await asyncio.wait_for(silent_got.get(), 10)  # on the wire, no answer
+            sending.cancel()  # the process ends here
+            (pending,) = alice.store.pending_outgoing()
 
-                alice = await _restart(net, alice, {BOB: _contact(bob)})
-                got = await bob.recorder.wait("message")
-                assert got.text == "written before a crash"
-                assert got.message_id == pending.message_id
-                delivery = await alice.recorder.wait("delivery")
-                assert (delivery.message_id, delivery.state) == (pending.message_id, "delivered")
-                response = await alice.recorder.wait("response")
-                assert (response.message_id, response.status) == (pending.message_id, 200)
-                assert alice.store.pending_outgoing() == []
-                assert alice.store.message(pending.message_id).delivery == "delivered"
+            alice = await _restart(net, alice, {BOB: _contact(bob)})
+            got = await bob.recorder.wait("message")
+            assert got.text == "written before a crash"
+            assert got.message_id == pending.message_id
+            delivery = await alice.recorder.wait("delivery")
+            assert (delivery.message_id, delivery.state) == (pending.message_id, "delivered")
+            response = await alice.recorder.wait("response")
+            assert (response.message_id, response.status) == (pending.message_id, 200)
+            assert alice.store.pending_outgoing() == []
+            assert alice.store.message(pending.message_id).delivery == "delivered"
 
-                # nothing is left pending, so the next start sends nothing again
-                alice = await _restart(net, alice, {BOB: _contact(bob)})
-                assert await alice.resend_pending() == []
-                assert len(bob.recorder.of("message")) == 1
-                assert bob.store.count(ALICE) == 1
-        finally:
-            silent_transport.close()
+            # nothing is left pending, so the next start sends nothing again
+            alice = await _restart(net, alice, {BOB: _contact(bob)})
+            assert await alice.resend_pending() == []
+            assert len(bob.recorder.of("message")) == 1
+            assert bob.store.count(ALICE) == 1
 
     run(body())
 
@@ -174,39 +178,31 @@ def test_an_agent_told_not_to_leaves_pending_messages_alone(agents, run, pki):
 
 def test_a_resend_cut_short_leaves_the_message_to_the_next_one(agents, run, pki):
     async def body():
-        loop = asyncio.get_running_loop()
-        silent_transport, silent = await loop.create_datagram_endpoint(
-            _Silent, local_addr=("127.0.0.1", 0)
-        )
-        try:
-            async with agents() as net:
-                bob = await net.add("bob")
-                alice = await net.add("alice", resend_pending=False, sign=False)
-                host, port = silent_transport.get_extra_info("sockname")[:2]
-                alice.config.contacts[BOB] = f"{host}:{port}"
-                for name in ("cut-short", "not-reached"):  # the second waits for the first
-                    alice.store.add_outgoing(
-                        peer=BOB,
-                        local=ALICE,
-                        message_id=name,
-                        content_type="text/plain;charset=utf-8",
-                        content=b"try again",
-                        at=pki.now,
-                    )
-                resending = asyncio.ensure_future(alice.resend_pending())
-                await asyncio.wait_for(silent.got.get(), 10)
-                resending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await resending
-                alice.config.contacts[BOB] = _contact(bob)
-                results = await alice.resend_pending()
-                assert [r.message_id for r in results] == ["cut-short", "not-reached"]
-                assert all(r.delivered for r in results)
-                assert [m.message_id for m in bob.store.messages(ALICE)] == [
-                    "cut-short",
-                    "not-reached",
-                ]
-        finally:
-            silent_transport.close()
+        async with _silent_peer() as (silent_address, silent_got), agents() as net:
+            bob = await net.add("bob")
+            alice = await net.add("alice", resend_pending=False, sign=False)
+            alice.config.contacts[BOB] = silent_address
+            for name in ("cut-short", "not-reached"):  # the second waits for the first
+                alice.store.add_outgoing(
+                    peer=BOB,
+                    local=ALICE,
+                    message_id=name,
+                    content_type="text/plain;charset=utf-8",
+                    content=b"try again",
+                    at=pki.now,
+                )
+            resending = asyncio.ensure_future(alice.resend_pending())
+            await asyncio.wait_for(silent_got.get(), 10)
+            resending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await resending
+            alice.config.contacts[BOB] = _contact(bob)
+            results = await alice.resend_pending()
+            assert [r.message_id for r in results] == ["cut-short", "not-reached"]
+            assert all(r.delivered for r in results)
+            assert [m.message_id for m in bob.store.messages(ALICE)] == [
+                "cut-short",
+                "not-reached",
+            ]
 
     run(body())
