@@ -78,21 +78,26 @@ def test_arbitrary_bodies_are_opened_or_refused(pki, body, content_type):
         assert opened.report is not None
 
 
+def _incoming_row(message_id: str) -> dict:
+    """The keyword arguments of `MessageStore.add_incoming` for a small text from Alice."""
+    return {
+        "peer": ALICE,
+        "local": BOB,
+        "message_id": message_id,
+        "content_type": "text/plain",
+        "content": b"x",
+        "report": {},
+        "at": datetime.now(UTC),
+    }
+
+
 def test_group_commit_writes_a_batch_and_answers_each(tmp_path):
     async def body():
         store = MessageStore.open(tmp_path)
         commits = IncomingCommits(MessageStore.open(tmp_path))
         results: list = []
         for index in range(20):
-            row = {
-                "peer": ALICE,
-                "local": BOB,
-                "message_id": f"id-{index}",
-                "content_type": "text/plain",
-                "content": b"x",
-                "report": {},
-                "at": datetime.now(UTC),
-            }
+            row = _incoming_row(f"id-{index}")
             commits.add(row, lambda rowid, error, i=index: results.append((i, rowid, error)))
             assert commits.pending(ALICE, f"id-{index}")
         await commits.idle()
@@ -112,17 +117,6 @@ def test_messages_arriving_together_share_one_transaction(tmp_path):
     """The first message waits briefly for others: those added meanwhile, and those added
     while a write is under way, go in as few transactions as that allows."""
 
-    def row(index: int) -> dict:
-        return {
-            "peer": ALICE,
-            "local": BOB,
-            "message_id": f"id-{index}",
-            "content_type": "text/plain",
-            "content": b"x",
-            "report": {},
-            "at": datetime.now(UTC),
-        }
-
     async def body(linger: float) -> list[int]:
         store = MessageStore.open(tmp_path / str(linger))
         batches: list[int] = []
@@ -137,7 +131,9 @@ def test_messages_arriving_together_share_one_transaction(tmp_path):
         commits = IncomingCommits(store, linger=linger)
         answered: list[int] = []
         for index in range(5):
-            commits.add(row(index), lambda rowid, error, i=index: answered.append(i))
+            commits.add(
+                _incoming_row(f"id-{index}"), lambda rowid, error, i=index: answered.append(i)
+            )
             await asyncio.sleep(0)  # a turn of the loop between arrivals
         await commits.idle()
         assert answered == list(range(5))
@@ -156,9 +152,7 @@ def test_group_commit_reports_a_store_failure(tmp_path):
         commits = IncomingCommits(MessageStore.open(tmp_path))
         commits.store.close()
         results: list = []
-        row = {"peer": ALICE, "local": BOB, "message_id": "m", "at": datetime.now(UTC)}
-        row |= {"content_type": "text/plain", "content": b"x", "report": {}}
-        commits.add(row, lambda rowid, error: results.append((rowid, error)))
+        commits.add(_incoming_row("m"), lambda rowid, error: results.append((rowid, error)))
         await commits.idle()
         assert results[0][0] is None
         assert isinstance(results[0][1], StoreError)
