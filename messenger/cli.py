@@ -193,7 +193,6 @@ def cmd_smime_protect(args: argparse.Namespace) -> int:
 
 
 def _trust_store(args: argparse.Namespace, now: datetime):
-
     from messenger.pki.trust import TrustStore
     from messenger.pki.verdict import certificate_uris
 
@@ -274,8 +273,6 @@ def cmd_smime_inspect(args: argparse.Namespace) -> int:
 
 
 # -- messenger inspect --------------------------------------------------------------------
-
-#: Headers of a SIP message that describe its body as a MIME entity (RFC 3261 20.11-20.15).
 
 
 def _render_inspection(doc: dict) -> str:
