@@ -488,10 +488,10 @@ def _msrp_relay(args: argparse.Namespace) -> str | None:
     text = getattr(args, "msrp_relay", None)
     if not text:
         return None
-    from messenger.ua.sessions import SessionManager
+    from messenger.ua.profile import check_msrp_relay
 
     try:
-        return str(SessionManager.parse_relay(text))
+        return check_msrp_relay(text)
     except ValueError as exc:
         raise UsageError(f"--msrp-relay: {exc}") from None
 

@@ -992,12 +992,9 @@ class MainWindow(QMainWindow):
     def apply_account_settings(self, settings: Any) -> None:
         """Take saved account settings: the MSRP relay applies to the sessions started
         from now on; the rest at the next start."""
-        from messenger.ua.profile import check_msrp_relay
-
         self.account_settings = settings
-        relay = check_msrp_relay(settings.msrp_relay) if settings.msrp_relay else None
-        self.agent.config.msrp_relay = relay
-        self.agent.sessions.relay = self.agent.sessions.parse_relay(relay) if relay else None
+        self.agent.set_msrp_relay(settings.msrp_relay or None)
+        relay = self.agent.config.msrp_relay
         where = f"through the relay {relay}" if relay else "directly (no MSRP relay)"
         self.statusBar().showMessage(
             f"Account settings saved. New chat sessions and file transfers go {where}; "

@@ -1229,6 +1229,15 @@ class UserAgent:
             to, path, transfer_id=transfer_id, sign=sign, encrypt=encrypt
         )
 
+    def set_msrp_relay(self, relay: str | None) -> None:
+        """Route the sessions started from now on through ``relay`` (an MSRP URI; None:
+        directly). ValueError in words when it is not a relay URI."""
+        from messenger.ua.profile import parse_msrp_relay
+
+        uri = parse_msrp_relay(relay) if relay else None
+        self.config.msrp_relay = str(uri) if uri is not None else None
+        self.sessions.relay = uri
+
     async def start_session(self, to: str, *, transport: str | None = None):
         """Open (or reuse) an MSRP session with ``to``; `SessionSetupError` says why not."""
         return await self.sessions.start_session(to, transport=transport)

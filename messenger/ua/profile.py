@@ -19,6 +19,8 @@ from typing import Any
 
 from cryptography import x509
 
+from messenger.msrp.errors import MsrpError
+from messenger.msrp.uri import MsrpUri
 from messenger.pki.identity import Identity, load_certificates
 from messenger.ua.agent import AccountConfig, Listen
 
@@ -106,12 +108,10 @@ class AccountSettings:
         return cls(**known)
 
 
-def check_msrp_relay(text: str) -> str:
-    """The MSRP relay URI as the sessions will use it; ValueError in words otherwise."""
-    from messenger.msrp.errors import MsrpError
-    from messenger.msrp.uri import MsrpUri
-
-    example = "msrps://relay.example.com:2855;tcp (or msrp:// for TCP without TLS)"
+def parse_msrp_relay(text: str) -> MsrpUri:
+    """An MSRP relay URI (``msrp://host:port;tcp`` or ``msrps://...``, no session id);
+    ValueError in words otherwise. The one check of a relay setting, wherever it comes from."""
+    example = "msrp://HOST:PORT;tcp (msrps:// for TLS), such as msrps://relay.example.com:2855;tcp"
     try:
         uri = MsrpUri.parse(text.strip())
     except MsrpError as exc:
@@ -123,7 +123,12 @@ def check_msrp_relay(text: str) -> str:
             f"the MSRP relay {text.strip()!r} names a session ({uri.session_id}); a relay is "
             f"written without one, as {example}"
         )
-    return str(uri)
+    return uri
+
+
+def check_msrp_relay(text: str) -> str:
+    """The MSRP relay URI as the sessions will use it; ValueError in words otherwise."""
+    return str(parse_msrp_relay(text))
 
 
 def save_settings(folder: Path, settings: AccountSettings) -> None:

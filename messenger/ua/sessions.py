@@ -64,6 +64,7 @@ from messenger.sip.sdp import (
 from messenger.sip.transaction import TransactionKey, client_key
 from messenger.sip.uri import parse_aor
 from messenger.ua.events import DeliveryChanged, Notice, Response
+from messenger.ua.profile import parse_msrp_relay
 from messenger.ua.session import (
     FILE_REFERENCE_TYPE,
     ChatSession,
@@ -164,7 +165,7 @@ class SessionManager:
         #: media types our MSRP side takes (None: the S/MIME types, CPIM and plain text)
         self.accept_types: tuple[str, ...] | None = None
         if agent.config.msrp_relay:
-            self.relay = self.parse_relay(agent.config.msrp_relay)
+            self.relay = parse_msrp_relay(agent.config.msrp_relay)
         self._sessions: dict[str, SipSession] = {}  # by Call-ID
         self._by_server_key: dict[TransactionKey, SipSession] = {}
         self._listeners: dict[bool, MsrpListener] = {}
@@ -175,19 +176,6 @@ class SessionManager:
         agent.add_sip_listener(self.observe)
         for method in ("INVITE", "ACK", "BYE"):
             agent.register_method(method, self._on_request)
-
-    @staticmethod
-    def parse_relay(text: str) -> MsrpUri:
-        """An MSRP relay URI (``msrp://host:port;tcp`` or ``msrps://...``); ValueError
-        with words when it is not one."""
-        try:
-            uri = MsrpUri.parse(text.strip())
-        except MsrpError as exc:
-            raise ValueError(
-                f"{text!r} is not an MSRP relay URI: {exc}; write msrp://HOST:PORT;tcp "
-                "(or msrps:// for TLS)"
-            ) from None
-        return uri
 
     # -- what others see ---------------------------------------------------------------------
 

@@ -400,11 +400,11 @@ def test_in_dialog_requests_that_match_nothing(run, agents, tmp_path) -> None:
 
 
 def test_relay_uri_is_checked_with_words() -> None:
-    from messenger.ua.sessions import SessionManager
+    from messenger.ua.profile import parse_msrp_relay
 
-    assert SessionManager.parse_relay("msrp://127.0.0.1:2855;tcp").port == 2855
-    with pytest.raises(ValueError, match=r"not an MSRP relay URI.*msrp://HOST:PORT;tcp"):
-        SessionManager.parse_relay("sip:relay.example.test")
+    assert parse_msrp_relay("msrp://127.0.0.1:2855;tcp").port == 2855
+    with pytest.raises(ValueError, match=r"not an MSRP URI.*msrp://HOST:PORT;tcp"):
+        parse_msrp_relay("sip:relay.example.test")
 
 
 def test_stopping_while_an_invite_rings_cancels_it(run, agents, tmp_path) -> None:
