@@ -18,7 +18,6 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from PySide6.QtCore import QObject, Signal
 
@@ -27,7 +26,7 @@ from messenger.gui.state_rows import bubble_states
 from messenger.gui.states import StateStyle
 from messenger.ua import events as ev
 from messenger.ua.files import write_whole
-from messenger.ua.session import FILE_REFERENCE_TYPE, STOPPED_RECEIVING
+from messenger.ua.session import STOPPED_RECEIVING, referenced_file
 from messenger.ua.store import StoredMessage
 
 __all__ = [
@@ -233,21 +232,9 @@ class TransferBook(QObject):
 
 
 def _path_of(message: StoredMessage) -> Path | None:
-    if message.transport != "msrp" or message.content is None:
+    if message.transport != "msrp":
         return None
-    if (message.content_type or "").split(";")[0].strip().lower() != FILE_REFERENCE_TYPE:
-        return None
-    lines = [
-        line.strip()
-        for line in message.content.decode("utf-8", "replace").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    if len(lines) != 1:
-        return None
-    parts = urlsplit(lines[0])
-    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-        return None
-    return Path(unquote(parts.path))
+    return referenced_file(message.content_type, message.content)
 
 
 def _size(path: Path | None) -> int | None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from cryptography import x509
 
@@ -214,6 +215,26 @@ FILE_REFERENCE_TYPE = "text/uri-list"
 def file_reference(path: Path) -> bytes:
     """The stored content of a file row: its ``file:`` URI on one line."""
     return (Path(path).resolve().as_uri() + "\r\n").encode("utf-8")
+
+
+def referenced_file(content_type: str | None, content: bytes | None) -> Path | None:
+    """The file a stored file row points at (the reverse of `file_reference`): the path of
+    its one ``file:`` URI, or None when the content is not such a reference."""
+    if content is None:
+        return None
+    if (content_type or "").split(";")[0].strip().lower() != FILE_REFERENCE_TYPE:
+        return None
+    lines = [
+        line.strip()
+        for line in content.decode("utf-8", "replace").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    if len(lines) != 1:
+        return None
+    parts = urlsplit(lines[0])
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        return None
+    return Path(unquote(parts.path))
 
 
 def safe_filename(name: str | None) -> str:
