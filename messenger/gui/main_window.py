@@ -41,7 +41,6 @@ from messenger.gui.trace_panel import TracePanel
 from messenger.gui.transfers import FileItem, TransferBook, file_item, save_copy
 from messenger.ua import events as ev
 from messenger.ua.identities import certificate_sha256
-from messenger.ua.session import STOPPED_RECEIVING
 from messenger.ua.store import StoredMessage
 
 __all__ = ["ConversationView", "MainWindow", "NoticeBar"]
@@ -659,7 +658,7 @@ class MainWindow(QMainWindow):
                 f"You cancelled sending {name}; {display_peer(peer)} was told to discard it.",
                 8000,
             )
-        elif not result.delivered and STOPPED_RECEIVING in result.explanation:
+        elif transfer is not None and transfer.stopped_by == "peer":
             self.show_notice(
                 "warning", f"{name} did not reach {display_peer(peer)}: {result.explanation}."
             )

@@ -72,6 +72,7 @@ class Transfer:
     state: str  # running, complete, aborted, failed
     reason: str
     started: datetime
+    stopped_by: str = ""  # '', 'you' or 'peer' (see ev.TransferProgress)
     rowid: int = 0  # for a live incoming row: its negative row id
 
     @property
@@ -160,6 +161,7 @@ class TransferBook(QObject):
                 event.state,
                 event.reason,
                 event.at,
+                stopped_by=event.stopped_by,
             )
             self._transfers[event.transfer_id] = transfer
             if event.direction == "in":
@@ -170,6 +172,7 @@ class TransferBook(QObject):
             transfer.total = event.total if event.total is not None else transfer.total
             transfer.state = event.state
             transfer.reason = event.reason
+            transfer.stopped_by = event.stopped_by
             transfer.filename = event.filename or transfer.filename
         if transfer.direction == "in" and event.state == "complete":
             # its stored row takes over; nothing is left to show live
@@ -301,7 +304,7 @@ def _incoming_live(t: Transfer) -> FileItem:
             t.fraction,
             can_cancel=True,
         )
-    if t.state == "aborted" and t.reason.startswith(f"you {STOPPED_RECEIVING}"):
+    if t.state == "aborted" and t.stopped_by == "you":
         return FileItem(
             "in",
             name,
@@ -386,7 +389,9 @@ def _outgoing(message: StoredMessage, path: Path, t: Transfer | None) -> FileIte
             path,
         )
     reason = message.reason or (t.reason if t is not None else "")
-    if message.delivery not in ("delivered", "displayed") and STOPPED_RECEIVING in reason:
+    # live: the event says who stopped it; from the store (after a restart): its reason
+    stopped = (t is not None and t.stopped_by == "peer") or STOPPED_RECEIVING in reason
+    if message.delivery not in ("delivered", "displayed") and stopped:
         return FileItem(
             "out",
             name,

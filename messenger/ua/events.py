@@ -252,6 +252,9 @@ class TransferProgress(Event):
     total: int | None = None
     state: str = "running"  # running, complete, aborted, failed
     reason: str = ""
+    #: who stopped it part-way: '' (nobody), 'you' (we stopped receiving it) or 'peer'
+    #: (the receiver stopped what we sent, MSRP 413)
+    stopped_by: str = ""
     kind: ClassVar[str] = "progress"
 
     def fields(self) -> dict[str, Any]:
@@ -264,4 +267,5 @@ class TransferProgress(Event):
             "total": self.total,
             "state": self.state,
             "reason": self.reason,
+            "stopped_by": self.stopped_by,
         }

@@ -635,6 +635,7 @@ class ChatSession:
             total=transfer.total,
             state=state,
             reason=explanation if not delivered else "",
+            stopped_by="peer" if stopped else "",
         )
         if transfer.future is not None and not transfer.future.done():
             transfer.future.set_result(result)
@@ -654,6 +655,7 @@ class ChatSession:
         state: str,
         filename: str | None = None,
         reason: str = "",
+        stopped_by: str = "",
     ) -> None:
         self._emit(
             TransferProgress(
@@ -666,6 +668,7 @@ class ChatSession:
                 total=total,
                 state=state,
                 reason=reason,
+                stopped_by=stopped_by,
             )
         )
 
@@ -716,7 +719,8 @@ class ChatSession:
             if transfer is None:
                 transfer = _Transfer(event.message_id, None, event.total or 0, "in")
             reason = event.reason
-            if reason == STOPPED_BY_RECEIVER:
+            ours = reason == STOPPED_BY_RECEIVER
+            if ours:
                 reason = f"you {STOPPED_RECEIVING} ({self.peer_aor} was told to send no more of it)"
             self._emit_progress(
                 transfer_id=event.message_id,
@@ -726,6 +730,7 @@ class ChatSession:
                 total=event.total,
                 state="aborted",
                 reason=f"{reason}; nothing of it was kept",
+                stopped_by="you" if ours else "",
             )
         elif isinstance(event, IncomingRefused):
             self._emit(
