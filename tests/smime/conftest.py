@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
+import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,10 +223,52 @@ class OpenSSL:
             )
         return proc
 
+    def cms_decrypt(self, ident: Identity, der: bytes) -> tuple[int, bytes, str]:
+        """`openssl cms -decrypt` of a DER EnvelopedData for `ident`: (exit code, plaintext,
+        stderr)."""
+        out = self.path(".out")
+        proc = self.run(
+            "cms",
+            "-decrypt",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            self.write(der, ".der"),
+            "-recip",
+            ident.cert_path,
+            "-inkey",
+            ident.key_path,
+            "-out",
+            out,
+            check=False,
+        )
+        return proc.returncode, out.read_bytes() if out.exists() else b"", proc.stderr.decode()
+
     def dump(self, der_path: Path) -> str:
         """`openssl cms -cmsout -print` of a DER file (for failure messages)."""
         proc = self.run("cms", "-cmsout", "-print", "-inform", "DER", "-in", der_path, check=False)
         return proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+
+
+def _memory_peak(fn: Callable[[], Any], unit: int) -> tuple[Any, float]:
+    """fn's result and its peak of newly traced memory, in units of `unit` bytes."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        result = fn()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    return result, peak / unit
+
+
+@pytest.fixture
+def memory_peak() -> Callable[[Callable[[], Any], int], tuple[Any, float]]:
+    """Measures a call: `memory_peak(fn, unit)` is fn's result and its peak of newly traced
+    memory in units of `unit` bytes (a message size)."""
+    return _memory_peak
 
 
 @pytest.fixture(scope="session")

@@ -299,27 +299,6 @@ def _openssl_verify(openssl: Any, pki: Any, der: bytes, signer: Any) -> tuple[in
     return proc.returncode, out.read_bytes() if out.exists() else b"", proc.stderr.decode()
 
 
-def _openssl_decrypt(openssl: Any, ident: Any, der: bytes) -> tuple[int, bytes, str]:
-    out = openssl.path(".out")
-    proc = openssl.run(
-        "cms",
-        "-decrypt",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        openssl.write(der, ".der"),
-        "-recip",
-        ident.cert_path,
-        "-inkey",
-        ident.key_path,
-        "-out",
-        out,
-        check=False,
-    )
-    return proc.returncode, out.read_bytes() if out.exists() else b"", proc.stderr.decode()
-
-
 def _as_identity(ident: Any, pki: Any) -> Identity:
     return Identity(ident.key, ident.cert, (pki.ca.cert,))
 
@@ -365,7 +344,7 @@ def test_openssl_decrypts_compact_envelope(openssl, pki, who, cipher):
     ident = getattr(pki, who)
     der = cms.encrypt(SMALL_CPIM, [ident.cert, pki.ec2.cert], cipher=cipher, compact=True)
     for recipient in (ident, pki.ec2):
-        rc, out, err = _openssl_decrypt(openssl, recipient, der)
+        rc, out, err = openssl.cms_decrypt(recipient, der)
         assert rc == 0, err + openssl.dump(openssl.write(der, ".der"))
         assert out == SMALL_CPIM
 
@@ -386,7 +365,7 @@ def test_openssl_opens_compact_signed_and_encrypted_message(
         include_certificates=False,
         signing_time=signing_time,
     )
-    rc, inner, err = _openssl_decrypt(openssl, bob, entity.body)
+    rc, inner, err = openssl.cms_decrypt(bob, entity.body)
     assert rc == 0, err
     headers, der = split_entity(inner)
     assert headers == (("Content-Type", "application/pkcs7-mime; smime-type=signed-data"),)

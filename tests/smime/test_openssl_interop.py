@@ -353,27 +353,6 @@ def test_openssl_signature_without_certificates(openssl: Any, pki: Any, message:
 # --------------------------------------------------------------------------- we encrypt
 
 
-def _openssl_decrypt(openssl: Any, ident: Any, der: bytes) -> tuple[int, bytes, str]:
-    out = openssl.path(".out")
-    proc = openssl.run(
-        "cms",
-        "-decrypt",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        openssl.write(der, ".der"),
-        "-recip",
-        ident.cert_path,
-        "-inkey",
-        ident.key_path,
-        "-out",
-        out,
-        check=False,
-    )
-    return proc.returncode, out.read_bytes() if out.exists() else b"", proc.stderr.decode()
-
-
 @pytest.mark.parametrize(
     ("who", "cipher", "oaep"),
     [
@@ -391,7 +370,7 @@ def test_openssl_decrypts_ours(
 ) -> None:
     ident = getattr(pki, who)
     der = cms.encrypt(message, [ident.cert], cipher=cipher, rsa_oaep=oaep)
-    rc, out, err = _openssl_decrypt(openssl, ident, der)
+    rc, out, err = openssl.cms_decrypt(ident, der)
     assert rc == 0, err + openssl.dump(openssl.write(der, ".der"))
     assert out == message
 
@@ -401,7 +380,7 @@ def test_openssl_decrypts_ours_with_several_recipients(
 ) -> None:
     der = cms.encrypt(message, [pki.rsa.cert, pki.ec.cert, pki.ec2.cert])
     for ident in (pki.rsa, pki.ec, pki.ec2):
-        rc, out, err = _openssl_decrypt(openssl, ident, der)
+        rc, out, err = openssl.cms_decrypt(ident, der)
         assert rc == 0, err
         assert out == message
 
@@ -417,7 +396,7 @@ _OPENSSL_NO_CMS_X25519 = (
 
 def test_openssl_decrypts_ours_x25519(openssl: Any, pki: Any, message: bytes) -> None:
     der = cms.encrypt(message, [pki.x.cert])
-    rc, out, err = _openssl_decrypt(openssl, pki.x, der)
+    rc, out, err = openssl.cms_decrypt(pki.x, der)
     if rc != 0 and ("no matching recipient" in err or "not supported" in err):
         pytest.skip(f"{openssl.version} {_OPENSSL_NO_CMS_X25519}")
     assert rc == 0, err
@@ -505,7 +484,7 @@ def test_openssl_primitives_open_our_x25519_recipient(
 def test_openssl_rejects_our_tampered_gcm(openssl: Any, pki: Any, message: bytes) -> None:
     der = bytearray(cms.encrypt(message, [pki.ec.cert]))
     der[-30] ^= 1  # inside the ciphertext
-    assert _openssl_decrypt(openssl, pki.ec, bytes(der))[0] != 0
+    assert openssl.cms_decrypt(pki.ec, bytes(der))[0] != 0
 
 
 # --------------------------------------------------------------------------- OpenSSL encrypts

@@ -5,8 +5,6 @@ bytes the one-piece functions give."""
 from __future__ import annotations
 
 import os
-import tracemalloc
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,19 +42,6 @@ def trust(people: tuple[Any, Any, Any]) -> TrustStore:
 @pytest.fixture(scope="module")
 def big() -> bytes:
     return os.urandom(SIZE)
-
-
-def _peak(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """fn's result and its peak of newly traced memory, in units of SIZE."""
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        result = fn()
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    return result, peak / SIZE
 
 
 def test_sign_parts_join_to_the_same_der_as_sign(pki: Any, signing_time: Any) -> None:
@@ -170,7 +155,9 @@ def test_large_tampered_message_is_tampered(people: Any, trust: Any) -> None:
     assert result.report.confidentiality is Confidentiality.TAMPERED
 
 
-def test_memory_protect_once_unprotect_twice(people: Any, trust: Any, big: bytes) -> None:
+def test_memory_protect_once_unprotect_twice(
+    memory_peak: Any, people: Any, trust: Any, big: bytes
+) -> None:
     """protect holds the output only; unprotect, handed the message, holds at most the
     decrypted structure and the content copied out of it (the ciphertext is let go)."""
     _, alice, bob = people
@@ -184,9 +171,10 @@ def test_memory_protect_once_unprotect_twice(people: Any, trust: Any, big: bytes
             signing_time=NOW,
         )
 
-    box, p_protect = _peak(lambda: [sealed()])
-    result, p_unprotect = _peak(
-        lambda: unprotect(box.pop(), identity=bob, trust=trust, sender=ALICE, at=NOW)
+    box, p_protect = memory_peak(lambda: [sealed()], SIZE)
+    result, p_unprotect = memory_peak(
+        lambda: unprotect(box.pop(), identity=bob, trust=trust, sender=ALICE, at=NOW),
+        SIZE,
     )
     assert result.content == big
     assert p_protect < 1.2, f"protect peaked at {p_protect:.2f}x the message"
