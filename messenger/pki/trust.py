@@ -392,7 +392,6 @@ def _crl_signature_holds(key: _CrlKey, issuer: x509.Certificate) -> bool:
         return False
 
 
-@per_certificate
 def _no_crl_link(certificate: x509.Certificate, issuer: x509.Certificate) -> _Link:
     """The link of `certificate` to `issuer` when the store holds no CRL at all."""
     return _Link(
@@ -710,8 +709,6 @@ class TrustStore:
     def _link_status(
         self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime
     ) -> _Link:
-        if not self._crls:
-            return _no_crl_link(certificate, issuer)
         issuer_cn = _subject_cn(issuer)
         named = [crl for crl in self._crls if crl.issuer == issuer.subject]
         signed = [crl for crl in named if _crl_signed_by(crl, issuer)]
@@ -835,15 +832,9 @@ class TrustStore:
 
         # pins and decisions
         pin_aors = [sender] if sender is not None else sip_uris
-        pin = (
-            next((p for a in pin_aors if (p := self.pin_for(a)) is not None), None)
-            if self._pins
-            else None
-        )
-        distrust = (
-            next((d for a in pin_aors if (d := self.distrusted(a, certificate)) is not None), None)
-            if self._distrusted
-            else None
+        pin = next((p for a in pin_aors if (p := self.pin_for(a)) is not None), None)
+        distrust = next(
+            (d for a in pin_aors if (d := self.distrusted(a, certificate)) is not None), None
         )
         pin_relation = "none"
         if pin is not None:
