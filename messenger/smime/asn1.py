@@ -90,8 +90,16 @@ def hdr(ident: int, length: int) -> bytes:
     return bytes((ident, 0x80 | n)) + length.to_bytes(n, "big")
 
 
-#: Every two-octet header (identifier, short-form length), built once.
-_SHORT_HDR = tuple(tuple(bytes((i, n)) for n in range(0x80)) for i in range(0x100))
+class _ShortHeaders(dict[int, tuple[bytes, ...]]):
+    """identifier -> its two-octet headers by short-form length, each row built the first
+    time the identifier is written (a message uses a dozen identifiers, not 256)."""
+
+    def __missing__(self, ident: int) -> tuple[bytes, ...]:
+        row = self[ident] = tuple(bytes((ident, n)) for n in range(0x80))
+        return row
+
+
+_SHORT_HDR = _ShortHeaders()
 
 
 def tlv(ident: int, content: bytes) -> bytes:
