@@ -153,7 +153,7 @@ def protect(
         return inner_entity(content, content_type, content_headers)
     body = _inner_body(content, content_type)
     del content
-    entity = MimeEntity((("Content-Type", content_type), *content_headers), b"")
+    entity = MimeEntity.build(content_type, b"", content_headers)
     # Each layer is kept as the pieces whose concatenation is its bytes (a header section,
     # the content, the DER around it): a large content is hashed and encrypted where it
     # lies and copied once, into the outermost structure.
