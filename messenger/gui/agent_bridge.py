@@ -33,8 +33,8 @@ class AgentBridge(QObject):
     sipTrace = Signal(object)  # ev.SipTrace
     registration = Signal(object)  # Registered, Unregistered, RegistrationFailed
     transfer = Signal(object)  # ev.TransferProgress
-    #: A message this window sent was stored (peer, message id): the view shows it pending.
-    messageStored = Signal(str, str)
+    #: A message or file sent from this agent was stored (ev.MessageStored): it shows pending.
+    messageStored = Signal(object)
     #: A trust decision was taken from this window (peer, decision).
     trustDecided = Signal(str, str)
 
@@ -51,6 +51,7 @@ class AgentBridge(QObject):
         (ev.Unregistered, "registration"),
         (ev.RegistrationFailed, "registration"),
         (ev.TransferProgress, "transfer"),
+        (ev.MessageStored, "messageStored"),
     )
 
     def __init__(self, agent: Any, parent: QObject | None = None) -> None:

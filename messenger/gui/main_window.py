@@ -282,6 +282,7 @@ class MainWindow(QMainWindow):
         self.banner.compareRequested.connect(self.verify_contact)
         self.banner.trustRequested.connect(lambda: self._banner_decide("trust"))
         self.banner.distrustRequested.connect(lambda: self._banner_decide("distrust"))
+        bridge.messageStored.connect(lambda event: self._tail(event.peer))
         bridge.messageReceived.connect(self._on_message)
         bridge.messageRefused.connect(self._on_refused)
         bridge.deliveryChanged.connect(self._on_delivery)
@@ -567,19 +568,12 @@ class MainWindow(QMainWindow):
         if peer is None:
             return
 
-        async def go() -> Any:
-            import asyncio
-
-            task = asyncio.ensure_future(
-                self.agent.send_text(
-                    peer, text, sign=sign, encrypt=encrypt, session=peer in self.chat_peers
-                )
-            )
-            await asyncio.sleep(0)  # the agent stores the message before sending it
-            self._tail(peer)
-            return await task
-
-        self.bridge.run(go(), on_done=lambda result: self._sent(peer, result))
+        self.bridge.run(
+            self.agent.send_text(
+                peer, text, sign=sign, encrypt=encrypt, session=peer in self.chat_peers
+            ),
+            on_done=lambda result: self._sent(peer, result),
+        )
 
     def _tail(self, peer: str) -> None:
         if peer == self.peer and self.conversation_model.refresh_tail():
@@ -632,18 +626,8 @@ class MainWindow(QMainWindow):
         if encrypt is None:
             encrypt = self.composer.current_mode() == "sign-encrypt"
 
-        async def go() -> Any:
-            import asyncio
-
-            task = asyncio.ensure_future(
-                self.agent.send_file(peer, path, sign=sign, encrypt=encrypt)
-            )
-            await asyncio.sleep(0)  # the agent stores the file's row before sending it
-            self._tail(peer)
-            return await task
-
         self.bridge.run(
-            go(),
+            self.agent.send_file(peer, path, sign=sign, encrypt=encrypt),
             on_done=lambda result: self._file_sent(peer, Path(path).name, result),
             on_error=lambda exc: self.show_notice(
                 "error", f"{Path(path).name} could not be sent: {exc}"

@@ -82,6 +82,7 @@ from messenger.ua.events import (
     Event,
     MessageReceived,
     MessageRefused,
+    MessageStored,
     Notice,
     Response,
     SipTrace,
@@ -1118,6 +1119,7 @@ class UserAgent:
             content=content,
             at=now,
         )
+        self.emit(MessageStored(at=now, peer=peer_aor, message_id=message_id))
         sign = self.config.sign if sign is None else sign
         want_encrypt = self.config.encrypt if encrypt is None else encrypt
         notes: list[str] = []

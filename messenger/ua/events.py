@@ -207,6 +207,19 @@ class CertificateLearned(Event):
 
 
 @dataclass(frozen=True)
+class MessageStored(Event):
+    """A message or file the user sent is stored, before it goes out: a face shows it
+    pending from now on."""
+
+    peer: str = ""
+    message_id: str = ""
+    kind: ClassVar[str] = "stored"
+
+    def fields(self) -> dict[str, Any]:
+        return {"peer": self.peer, "message_id": self.message_id}
+
+
+@dataclass(frozen=True)
 class Notice(Event):
     """Something a person should read: a warning or an error in words, with what to do."""
 

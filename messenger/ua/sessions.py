@@ -63,7 +63,7 @@ from messenger.sip.sdp import (
 )
 from messenger.sip.transaction import TransactionKey, client_key
 from messenger.sip.uri import parse_aor
-from messenger.ua.events import DeliveryChanged, Notice, Response
+from messenger.ua.events import DeliveryChanged, MessageStored, Notice, Response
 from messenger.ua.profile import parse_msrp_relay
 from messenger.ua.session import (
     FILE_REFERENCE_TYPE,
@@ -1078,6 +1078,7 @@ class SessionManager:
             at=now,
             transport="msrp",
         )
+        agent.emit(MessageStored(at=now, peer=peer, message_id=message_id))
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         try:
             session = await self.start_session(peer)
