@@ -20,6 +20,8 @@ from messenger.pki.errors import PkiError, WrongPassphraseError
 from messenger.pki.identity import Identity
 from messenger.pki.trust import format_fingerprint
 from messenger.pki.verdict import certificate_sha256
+from messenger.sip.errors import SipError
+from messenger.sip.uri import parse_aor
 
 __all__ = [
     "MIN_PASSPHRASE",
@@ -65,10 +67,17 @@ class PassphraseProblem(IdentityError):
 
 
 def validate_aor(text: str) -> str:
-    """The SIP address, stripped; `InvalidAddress` when it is not sip:name@domain."""
-    aor = text.strip()
-    if not aor.lower().startswith(("sip:", "sips:")) or "@" not in aor:
-        raise InvalidAddress(f"{aor!r} is not a SIP address: write it as sip:name@domain")
+    """The SIP address as the SIP layer reads it (RFC 3261 URI rules; parameters and
+    brackets dropped); `InvalidAddress` when it is not sip:name@domain."""
+    text = text.strip()
+    try:
+        aor = parse_aor(text)
+    except SipError as exc:
+        raise InvalidAddress(
+            f"{text!r} is not a SIP address ({exc}): write it as sip:name@domain"
+        ) from None
+    if "@" not in aor:
+        raise InvalidAddress(f"{text!r} is not a SIP address: write it as sip:name@domain")
     return aor
 
 
