@@ -25,8 +25,7 @@ from messenger.gui.conversation_list_model import display_peer
 from messenger.gui.state_rows import bubble_states
 from messenger.gui.states import StateStyle
 from messenger.ua import events as ev
-from messenger.ua.files import write_whole
-from messenger.ua.session import STOPPED_RECEIVING, referenced_file
+from messenger.ua.files import STOPPED_RECEIVING, referenced_file, write_whole
 from messenger.ua.store import StoredMessage
 
 __all__ = [

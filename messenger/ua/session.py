@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from cryptography import x509
 
@@ -77,7 +76,12 @@ from messenger.ua.events import (
     Notice,
     TransferProgress,
 )
-from messenger.ua.files import write_whole
+from messenger.ua.files import (
+    FILE_REFERENCE_TYPE,
+    STOPPED_RECEIVING,
+    file_reference,
+    write_whole,
+)
 from messenger.ua.store import MessageStore
 
 __all__ = [
@@ -104,7 +108,6 @@ REPORT_INTERVAL = 32 * 1024
 DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024
 _PROGRESS_STEPS = 100  # at most this many running progress events per transfer
 #: Words in the reason of a transfer its receiver stopped part-way (on both sides).
-STOPPED_RECEIVING = "stopped receiving it"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ \-()\[\]+,@=]")
 
 
@@ -209,34 +212,6 @@ def _cpim_body_start(data: bytes) -> int:
 
 #: How a file sent or received over a session is stored: a ``text/uri-list`` (RFC 2483)
 #: naming the file on disk (the sent file, or the received copy in the downloads folder).
-FILE_REFERENCE_TYPE = "text/uri-list"
-
-
-def file_reference(path: Path) -> bytes:
-    """The stored content of a file row: its ``file:`` URI on one line."""
-    return (Path(path).resolve().as_uri() + "\r\n").encode("utf-8")
-
-
-def referenced_file(content_type: str | None, content: bytes | None) -> Path | None:
-    """The file a stored file row points at (the reverse of `file_reference`): the path of
-    its one ``file:`` URI, or None when the content is not such a reference."""
-    if content is None:
-        return None
-    if (content_type or "").split(";")[0].strip().lower() != FILE_REFERENCE_TYPE:
-        return None
-    lines = [
-        line.strip()
-        for line in content.decode("utf-8", "replace").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    if len(lines) != 1:
-        return None
-    parts = urlsplit(lines[0])
-    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-        return None
-    return Path(unquote(parts.path))
-
-
 def safe_filename(name: str | None) -> str:
     """A file name that is safe to create in the downloads folder."""
     base = Path((name or "").replace("\\", "/")).name

@@ -20,8 +20,8 @@ from messenger.gui.transfer_delegate import file_row
 from messenger.gui.transfers import TransferBook, file_item, human_size, save_copy
 from messenger.gui.wizard import AccountForm, AccountSettingsDialog
 from messenger.msrp.uri import MsrpUri
+from messenger.ua.files import FILE_REFERENCE_TYPE, STOPPED_RECEIVING
 from messenger.ua.profile import AccountSettings, account_config, load_settings, save_settings
-from messenger.ua.session import FILE_REFERENCE_TYPE, STOPPED_RECEIVING
 from messenger.ua.store import StoredMessage
 
 ACCESSIBLE = Qt.ItemDataRole.AccessibleTextRole
@@ -320,7 +320,7 @@ def test_the_conversation_list_names_files_in_words(tmp_path, qtbot):
     from datetime import UTC, datetime
 
     from messenger.gui.conversation_list_model import ConversationListModel
-    from messenger.ua.session import file_reference
+    from messenger.ua.files import file_reference
     from messenger.ua.store import MessageStore
 
     photo = tmp_path / "holiday.jpg"

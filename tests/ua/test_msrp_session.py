@@ -418,7 +418,7 @@ async def test_concurrent_sends_keep_their_own_protection(msrp_pki, tmp_path: Pa
 async def test_a_received_file_is_stored_as_a_reference_to_its_copy(
     msrp_pki, tmp_path: Path
 ) -> None:
-    from messenger.ua.session import FILE_REFERENCE_TYPE
+    from messenger.ua.files import FILE_REFERENCE_TYPE
 
     store = MessageStore(tmp_path / "bob.sqlite")
     source = tmp_path / "notes.txt"

@@ -19,7 +19,7 @@ import pytest
 
 from messenger.msrp.uri import MsrpUri
 from messenger.ua.events import TransferProgress
-from messenger.ua.session import STOPPED_RECEIVING
+from messenger.ua.files import STOPPED_RECEIVING
 
 _TESTS = Path(__file__).resolve().parents[1]
 for _folder in (_TESTS / "ua", _TESTS / "interop"):
