@@ -439,6 +439,8 @@ class TrustStore:
         self._decisions: list[Decision] = []
         #: Bumped by every change that can alter a verdict (see `CachingTrustStore`).
         self._revision = 0
+        #: Verdicts assembled from the per-message results (see `evaluate`).
+        self._assembled: dict[tuple[Any, ...], tuple[tuple[Any, ...], TrustVerdict]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -780,38 +782,11 @@ class TrustStore:
             raise ValueError(f"usage must be one of {USAGES}, not {usage!r}")
         # Everything below that depends only on the certificate and the question asked
         # (names, algorithm, key usage, the sender comparison) is computed once.
-        (
-            fingerprint,
-            sip_uris,
-            named,
-            weak,
-            sender_match,
-            sender_check,
-            who,
-            lead,
-            usage_problem,
-            operation,
-            usage_check,
-        ) = _question_facts(certificate, sender, usage, min_rsa_bits)
+        facts = _question_facts(certificate, sender, usage, min_rsa_bits)
 
-        # validity
+        # Validity, path validation and revocation are checked for every message.
         validity_state, validity_check = _validity(certificate, at, signing_time)
-
-        # chain
         chain, chain_check = self._validated_chain(certificate, intermediates, at)
-        if chain is not None and weak is None:
-            for upper in chain[1:]:
-                problem = _weak_signature(upper) if upper is not chain[-1] else None
-                problem = problem or _weak_key(upper, min_rsa_bits)
-                if problem is not None:
-                    weak = f"{problem} in the certificate of {_subject_cn(upper)}"
-                    break
-        if weak is None:
-            algorithm_check = Check("algorithm", Outcome.PASS, _algorithm_words(certificate))
-        else:
-            algorithm_check = Check("algorithm", Outcome.FAIL, f"weak: {weak}")
-
-        # revocation
         links: Sequence[_Link] = ()
         revocation = Revocation.NOT_CHECKED
         if chain is None:
@@ -829,6 +804,91 @@ class TrustStore:
         else:
             links = [self._link_status(c, i, at) for c, i in itertools.pairwise(chain)]
             revocation, revocation_check = _revocation_summary(links)
+
+        # What follows is a function of those results, the question and the store's state
+        # alone, so the verdict is assembled once per distinct set of them. Certificates
+        # and CRLs are keyed by identity; the entry holds them (and its links hold the
+        # CRLs), so no id in a live key can belong to another object.
+        held = (certificate, *(chain or ()))
+        key = (
+            self._revision,
+            sender,
+            usage,
+            min_rsa_bits,
+            validity_state,
+            validity_check,
+            tuple(map(id, held)),
+            chain is None,
+            chain_check,
+            revocation,
+            revocation_check,
+            tuple(
+                (id(link.crl), link.status, link.revoked_at, link.reason, link.problem)
+                for link in links
+            ),
+        )
+        hit = self._assembled.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], held, strict=False)):
+            return hit[1]
+        verdict = self._assemble(
+            certificate,
+            facts,
+            sender,
+            usage,
+            min_rsa_bits,
+            validity_state,
+            validity_check,
+            chain,
+            chain_check,
+            links,
+            revocation,
+            revocation_check,
+        )
+        if len(self._assembled) >= _MAX_VERDICTS:
+            self._assembled.clear()
+        self._assembled[key] = ((*held, links), verdict)
+        return verdict
+
+    def _assemble(
+        self,
+        certificate: x509.Certificate,
+        facts: _QuestionFacts,
+        sender: str | None,
+        usage: str,
+        min_rsa_bits: int,
+        validity_state: Authenticity | None,
+        validity_check: Check,
+        chain: list[x509.Certificate] | None,
+        chain_check: Check,
+        links: Sequence[_Link],
+        revocation: Revocation,
+        revocation_check: Check,
+    ) -> TrustVerdict:
+        """The verdict from the per-message results of `evaluate` (precedence, words)."""
+        (
+            fingerprint,
+            sip_uris,
+            named,
+            weak,
+            sender_match,
+            sender_check,
+            who,
+            lead,
+            usage_problem,
+            operation,
+            usage_check,
+        ) = facts
+        if chain is not None and weak is None:
+            for upper in chain[1:]:
+                problem = _weak_signature(upper) if upper is not chain[-1] else None
+                problem = problem or _weak_key(upper, min_rsa_bits)
+                if problem is not None:
+                    weak = f"{problem} in the certificate of {_subject_cn(upper)}"
+                    break
+        if weak is None:
+            algorithm_check = Check("algorithm", Outcome.PASS, _algorithm_words(certificate))
+        else:
+            algorithm_check = Check("algorithm", Outcome.FAIL, f"weak: {weak}")
 
         # pins and decisions
         pin_aors = [sender] if sender is not None else sip_uris

@@ -169,6 +169,12 @@ class DecryptResult:
 # --------------------------------------------------------------------------- helpers
 
 
+_CTX0 = ctx(0)
+_CTX1 = ctx(1)
+_CTX2 = ctx(2)
+_CTX0_PRIMITIVE = ctx(0, False)
+
+
 def _boundary(fn: _F) -> _F:
     """Turn whatever a parser or primitive raises on hostile input into an SmimeError."""
 
@@ -222,6 +228,7 @@ def _type_name(oid_der: bytes) -> str:
     return asn1.decode_oid(oid_der)
 
 
+@functools.lru_cache(maxsize=64)
 def _type_oid(name: str) -> bytes:
     """DER OBJECT IDENTIFIER for an asn1crypto content type name or dotted OID."""
     row = BY_NAME.get(name)
@@ -239,15 +246,18 @@ def _outer(data: bytes) -> tuple[bytes, int, int]:
         raise MalformedError("not a CMS ContentInfo (no SEQUENCE)")
     if nxt != len(data):
         raise MalformedError("trailing data after the ContentInfo")
-    parts = children(data, s, e)
-    if not parts or parts[0][0] != OID or len(parts) > 2:
+    ident, os_, oe, p = read(data, s, e)
+    if ident != OID:
         raise MalformedError("malformed ContentInfo")
-    oid_der = data[parts[0][1] : parts[0][2]]
-    if len(parts) == 1:
+    oid_der = data[os_:oe]
+    if p == e:
         return oid_der, 0, 0
-    if parts[1][0] != ctx(0):
+    ident, cs, ce, p = read(data, p, e)
+    if ident != _CTX0:
         raise MalformedError("malformed ContentInfo content")
-    return oid_der, parts[1][1], parts[1][2]
+    if p != e:
+        raise MalformedError("malformed ContentInfo")
+    return oid_der, cs, ce
 
 
 def _single(data: bytes, s: int, e: int, ident: int, what: str) -> tuple[int, int]:
@@ -388,25 +398,38 @@ _CI_SIGNED_DATA = asn1.oid("1.2.840.113549.1.7.2")
 _DATA_TYPE = asn1.oid("1.2.840.113549.1.7.1")
 
 
-#: (id of a private key, id of certificate facts) -> (key, facts) that were found to belong
-#: together. Keys and certificates are immutable; each entry holds both objects, so an id
-#: cannot be reused while its entry lives.
-_KEY_PAIRS: dict[tuple[int, int], tuple[Any, CertFacts]] = {}
+#: (id of a private key, id of certificate facts, digest asked for, RSA-PSS) -> (key,
+#: facts, the digest used, DER signatureAlgorithm, signing function), for a key found to
+#: belong to the certificate. Keys and certificates are immutable; each entry holds both
+#: objects, so an id cannot be reused while its entry lives.
+_SIGNING: dict[
+    tuple[int, int, str, bool], tuple[Any, CertFacts, str, bytes, Callable[[bytes], bytes]]
+] = {}
 
 
-def _check_key_pair(key: Any, f: CertFacts) -> None:
-    """ProtectError unless `key` is the private key of the certificate `f` describes."""
-    hit = _KEY_PAIRS.get((id(key), id(f)))
+def _signing(
+    key: Any, f: CertFacts, digest: str, rsa_pss: bool
+) -> tuple[str, bytes, Callable[[bytes], bytes]]:
+    """(digest, DER signatureAlgorithm, function signing the DER signed attributes) for
+    signing with `key` as the holder of the certificate `f` describes; ProtectError when
+    the key is not that certificate's or cannot sign. Ed25519 always uses SHA-512."""
+    k = (id(key), id(f), digest, rsa_pss)
+    hit = _SIGNING.get(k)
     if hit is not None and hit[0] is key and hit[1] is f:
-        return
+        return hit[2], hit[3], hit[4]
+    used = "sha512" if isinstance(key, ed25519.Ed25519PrivateKey) else digest
+    if used not in _DIGEST_ALG_ID:
+        raise ProtectError(f"will not sign with digest {used!r}")
     try:
         if key.public_key() != f.public_key:
             raise ProtectError("the signing key does not belong to the signer certificate")
     except (AttributeError, TypeError, UnsupportedAlgorithm):
         raise ProtectError(f"cannot sign with a {type(key).__name__} key") from None
-    if len(_KEY_PAIRS) >= 64:
-        _KEY_PAIRS.clear()
-    _KEY_PAIRS[id(key), id(f)] = (key, f)
+    sig_alg, signer = _signer(key, used, rsa_pss)
+    if len(_SIGNING) >= 64:
+        _SIGNING.clear()
+    _SIGNING[k] = (key, f, used, sig_alg, signer)
+    return used, sig_alg, signer
 
 
 def _signer(key: Any, digest: str, rsa_pss: bool) -> tuple[bytes, Callable[[bytes], bytes]]:
@@ -434,11 +457,36 @@ def _attr_content_type(ect: bytes) -> bytes:
 
 def _attr(oid_tlv: bytes, value: bytes) -> bytes:
     """Attribute ::= SEQUENCE { attrType, SET { value } } for a short value."""
-    return seq(oid_tlv, tlv(SET, value))
+    return _attr_head(oid_tlv, len(value)) + value
+
+
+@functools.lru_cache(maxsize=32)
+def _attr_head(oid_tlv: bytes, value_len: int) -> bytes:
+    """What precedes a value of `value_len` octets in its Attribute (the same few recur)."""
+    set_hdr = hdr(SET, value_len)
+    return hdr(SEQUENCE, len(oid_tlv) + len(set_hdr) + value_len) + oid_tlv + set_hdr
+
+
+#: (id of the signer's facts, ids of the chain) -> (facts, chain, CertificateSet): the same
+#: identity signs message after message. Each entry holds its objects (ids stay theirs).
+_CERT_FIELDS: dict[tuple[int, ...], tuple[CertFacts, tuple[x509.Certificate, ...], bytes]] = {}
 
 
 def _certificates_field(f: CertFacts, chain: Sequence[x509.Certificate]) -> bytes:
     """[0] IMPLICIT CertificateSet: the signer certificate first, then the chain."""
+    chain = tuple(chain)
+    k = (id(f), *map(id, chain))
+    hit = _CERT_FIELDS.get(k)
+    if hit is not None and hit[0] is f and all(a is b for a, b in zip(hit[1], chain, strict=True)):
+        return hit[2]
+    field = _certificates_set(f, chain)
+    if len(_CERT_FIELDS) >= 64:
+        _CERT_FIELDS.clear()
+    _CERT_FIELDS[k] = (f, chain, field)
+    return field
+
+
+def _certificates_set(f: CertFacts, chain: Sequence[x509.Certificate]) -> bytes:
     ders = [f.der]
     for c in chain:
         der = facts(c).der
@@ -518,13 +566,8 @@ def sign_parts(
     - no SMIMECapabilities (RFC 8551 2.5.2, a SHOULD): the receiver learnt them with our
       certificate, on first contact, where they are always sent.
     contentType, signingTime and messageDigest always stay."""
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        digest = "sha512"
-    if digest not in _DIGEST_ALG_ID:
-        raise ProtectError(f"will not sign with digest {digest!r}")
     f = facts(certificate)
-    _check_key_pair(key, f)
-    sig_alg, signer = _signer(key, digest, rsa_pss)
+    digest, sig_alg, signer = _signing(key, f, digest, rsa_pss)
     ect = _type_oid(econtent_type)
     md = _digest(digest, content)
     ski = f.ski_extension if compact else None
@@ -612,17 +655,17 @@ def _parse_signer_info(data: bytes, s: int, e: int) -> _SignerInfo:
     parts = children(data, s, e)
     if not 5 <= len(parts) <= 7 or parts[0][0] != INTEGER:
         raise MalformedError("malformed SignerInfo")
-    version = read_int(data, parts[0][1], parts[0][2])
-    if version not in (1, 3):
-        raise MalformedError(f"SignerInfo version {version}")
-    rid = _read_rid(data, parts[1][0], parts[1][1], parts[1][2], ctx(0, False))
+    raw_version = data[parts[0][1] : parts[0][2]]
+    if raw_version not in (b"\x01", b"\x03"):
+        raise MalformedError(f"SignerInfo version {read_int(data, parts[0][1], parts[0][2])}")
+    rid = _read_rid(data, parts[1][0], parts[1][1], parts[1][2], _CTX0_PRIMITIVE)
     if parts[2][0] != SEQUENCE:
         raise MalformedError("malformed SignerInfo digestAlgorithm")
     digest, _ = _alg_id(data, parts[2][1], parts[2][2], "digest")
     i = 3
     attrs_tbs: bytes | None = None
     attrs: dict[bytes, list[tuple[int, int, int, int]]] | None = None
-    if parts[i][0] == ctx(0):
+    if parts[i][0] == _CTX0:
         _, as_, ae, _, _ = parts[i]
         attrs_tbs = hdr(SET, ae - as_) + data[as_:ae]
         attrs = {}
@@ -700,6 +743,10 @@ def _one_value(
     found = si.attrs.get(oid_der)
     if not found:
         return None
+    if len(found) == 1 and found[0][0] < found[0][1]:
+        ident, s, e, nxt = read(data, found[0][0], found[0][1])
+        if nxt == found[0][1]:  # the one value
+            return ident, s, e, nxt, found[0][0]
     values = children(data, found[0][0], found[0][1]) if len(found) == 1 else ()
     if len(values) != 1:
         raise _Invalid(f"the {what} attribute must appear once with one value")
@@ -1135,13 +1182,18 @@ def encrypt_parts(
     ex0 = hdr(ctx(0), len(body_hdr) + body_len)
     ci_hdr = hdr(SEQUENCE, len(ci_oid) + len(ex0) + len(body_hdr) + body_len)
     prefix = b"".join([ci_hdr, ci_oid, ex0, body_hdr, version, ris, eci_hdr, eci_head])
+    if gcm and n <= _BIG:
+        # Small: sealed at once and joined (the pieces are a few kilobytes at most).
+        one = content[0] if len(content) == 1 else b"".join(content)
+        sealed = memoryview(AESGCM(cek).encrypt(iv, one, None))
+        return b"".join((prefix, sealed[:n], b"\x04\x10", sealed[n:]))
     p = len(prefix)
     total = p + ct_len + trailer_len
     bio, out = _out_buffer(total)
     try:
         out[:p] = prefix
-        if gcm and (len(content) == 1 or n <= _BIG):
-            one = content[0] if len(content) == 1 else b"".join(content)
+        if gcm and len(content) == 1:
+            one = content[0]
             AESGCM(cek).encrypt_into(iv, one, None, out[p : p + n + 16])
             tag = bytes(out[p + n : p + n + 16])
             out[p + n : p + n + 2] = b"\x04\x10"
@@ -1201,42 +1253,51 @@ def _parse_enveloped(data: bytes) -> _Enveloped:
     else:
         raise UnsupportedError(f"expected enveloped data, got {_type_name(ctype)}")
     s, e, _ = expect(data, s, e, SEQUENCE, "EnvelopedData")
-    parts = children(data, s, e)
-    if len(parts) < 3 or parts[0][0] != INTEGER:
+    ident, vs, ve, p = read(data, s, e)
+    if ident != INTEGER:
         raise MalformedError("malformed EnvelopedData")
-    version = read_int(data, parts[0][1], parts[0][2])
+    version = read_int(data, vs, ve)
     if (auth and version != 0) or not 0 <= version <= 4:
         raise MalformedError(f"unexpected version {version}")
-    i = 1
-    if parts[i][0] == ctx(0):  # originatorInfo: certificates for static-static ECDH only
-        i += 1
-    if parts[i][0] != SET or parts[i + 1][0] != SEQUENCE:
+    if p >= e:
         raise MalformedError("malformed EnvelopedData")
-    entries = parse_recipient_infos(data, parts[i][1], parts[i][2])
-    eci = children(data, parts[i + 1][1], parts[i + 1][2])
+    ident, rs, re_, p = read(data, p, e)
+    if ident == _CTX0:  # originatorInfo: certificates for static-static ECDH only
+        if p >= e:
+            raise MalformedError("malformed EnvelopedData")
+        ident, rs, re_, p = read(data, p, e)
+    if ident != SET or p >= e:
+        raise MalformedError("malformed EnvelopedData")
+    ident, es, ee, p = read(data, p, e)
+    if ident != SEQUENCE:
+        raise MalformedError("malformed EnvelopedData")
+    entries = parse_recipient_infos(data, rs, re_)
+    eci = children(data, es, ee)
     if not 2 <= len(eci) <= 3 or eci[0][0] != OID or eci[1][0] != SEQUENCE:
         raise MalformedError("malformed EncryptedContentInfo")
     cipher, cparams = _alg_id(data, eci[1][1], eci[1][2], "content-encryption")
     chunks = None
     if len(eci) == 3:
-        if eci[2][0] not in (ctx(0, False), ctx(0)):
+        if eci[2][0] not in (_CTX0_PRIMITIVE, _CTX0):
             raise MalformedError("malformed encryptedContent")
         chunks = octet_chunks(data, *eci[2][:3])
-    i += 2
+    # What follows the EncryptedContentInfo, in order.
+    rest = children(data, p, e) if p < e else []
+    i = 0
     mac, aad = b"", None
     if auth:
-        if i < len(parts) and parts[i][0] == ctx(1):
-            aad = hdr(SET, parts[i][2] - parts[i][1]) + data[parts[i][1] : parts[i][2]]
+        if i < len(rest) and rest[i][0] == _CTX1:
+            aad = hdr(SET, rest[i][2] - rest[i][1]) + data[rest[i][1] : rest[i][2]]
             i += 1
-        if i >= len(parts) or parts[i][0] != OCTET_STRING:
+        if i >= len(rest) or rest[i][0] != OCTET_STRING:
             raise MalformedError("AuthEnvelopedData without a mac")
-        mac = data[parts[i][1] : parts[i][2]]
+        mac = data[rest[i][1] : rest[i][2]]
         i += 1
-        if i < len(parts) and parts[i][0] == ctx(2):
+        if i < len(rest) and rest[i][0] == _CTX2:
             i += 1
-    elif i < len(parts) and parts[i][0] == ctx(1):
+    elif i < len(rest) and rest[i][0] == _CTX1:
         i += 1
-    if i != len(parts):
+    if i != len(rest):
         raise MalformedError("trailing fields in EnvelopedData")
     return _Enveloped(auth, entries, data[eci[0][1] : eci[0][2]], cipher, cparams, chunks, mac, aad)
 
@@ -1251,6 +1312,8 @@ def describe_recipients(ci: bytes | asn1_cms.ContentInfo) -> tuple[str, ...]:
 def _gcm_params(params: bytes | None) -> tuple[bytes, int]:
     if params is None:
         raise MalformedError("GCM without parameters")
+    if len(params) == 19 and params[:4] == b"\x30\x11\x04\x0c" and params[16:] == b"\x02\x01\x10":
+        return params[4:16], 16  # the usual encoding: a 12-byte nonce and a 16-byte ICV
     ident, s, e, nxt = read(params, 0, len(params))
     parts = children(params, s, e) if ident == SEQUENCE else []
     if nxt != len(params) or not 1 <= len(parts) <= 2 or parts[0][0] != OCTET_STRING:
@@ -1325,19 +1388,26 @@ def _decrypt_content(
     split_head: Callable[[bytes], int] | None = None,
 ) -> tuple[bytes, bytes]:
     """(head, content): head is empty unless `split_head` split a large plaintext."""
-    if env.chunks is None:
+    chunks = env.chunks
+    if chunks is None:
         raise UnsupportedError("the encrypted content is not included (detached)")
-    mv = memoryview(data)
-    parts = [mv[a:b] for a, b in env.chunks]
-    size = sum(len(p) for p in parts)
     cipher = env.cipher
     if cipher.mode == "gcm":
         nonce, icv = _gcm_params(env.cipher_params)
         if len(env.mac) != icv:
             raise TamperedError("the GCM tag has the wrong length")
+        small = len(chunks) == 1 and chunks[0][1] - chunks[0][0] <= _BIG
+        if small and icv == 16 and len(nonce) == 12:  # in one piece: decrypted at once
+            a, b = chunks[0]
+            try:
+                return b"", AESGCM(cek).decrypt(nonce, data[a:b] + env.mac, env.aad)
+            except InvalidTag:
+                raise TamperedError("GCM authentication failed: the message was altered") from None
+    mv = memoryview(data)
+    parts = [mv[a:b] for a, b in chunks]
+    size = sum(len(p) for p in parts)
+    if cipher.mode == "gcm":
         try:
-            if size <= _BIG and icv == 16 and len(nonce) == 12 and len(parts) == 1:
-                return b"", AESGCM(cek).decrypt(nonce, bytes(parts[0]) + env.mac, env.aad)
             dec = Cipher(
                 algorithms.AES(cek), modes.GCM(nonce, env.mac, min_tag_length=icv)
             ).decryptor()

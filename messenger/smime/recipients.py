@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -71,6 +71,8 @@ __all__ = [
     "prepare_keys",
 ]
 
+_CTX0 = ctx(0)
+_CTX1 = ctx(1)
 WRAP_FOR_KEY_LEN = {16: "id-aes128-wrap", 24: "id-aes192-wrap", 32: "id-aes256-wrap"}
 _KA_SCHEME = BY_NAME["dhSinglePass-stdDH-sha256kdf-scheme"]
 _CURVE_OID = {
@@ -86,6 +88,9 @@ _CURVE_BY_OID = {
 _NAMED_CURVE_PARAMS = {asn1.oid(o): c.name for o, c in _CURVE_BY_OID.items()}
 _CURVE_NAME = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 _ID_EC_PUBLIC_KEY = asn1.oid("1.2.840.10045.2.1")
+_ECDH = ec.ECDH()
+_X962 = _serialization.Encoding.X962
+_UNCOMPRESSED = _serialization.PublicFormat.UncompressedPoint
 _ID_X25519 = asn1.oid("1.3.101.110")
 _SHA256_NULL = seq(asn1.oid("2.16.840.1.101.3.4.2.1"), b"\x05\x00")
 #: RSAES-OAEP-params with SHA-256 and MGF1-SHA-256 (RFC 4055 section 4.1; the digest
@@ -300,12 +305,62 @@ def _kari(originator_key: bytes, rid: bytes, wrap: AlgInfo, encrypted_key: bytes
     body = b"".join(
         (
             b"\x02\x01\x03",  # version 3
-            asn1.explicit(0, asn1.tlv(ctx(1), originator_key)),  # originatorKey [1] IMPLICIT
-            seq(asn1.oid(_KA_SCHEME.oid), seq(asn1.oid(wrap.oid))),
+            asn1.explicit(0, asn1.tlv(_CTX1, originator_key)),  # originatorKey [1] IMPLICIT
+            _kari_scheme(wrap.oid),
             seq(seq(rid, octet_string(encrypted_key))),
         )
     )
-    return asn1.tlv(ctx(1), body)  # RecipientInfo kari [1] IMPLICIT
+    return asn1.tlv(_CTX1, body)  # RecipientInfo kari [1] IMPLICIT
+
+
+@lru_cache(maxsize=8)
+def _kari_scheme(wrap_oid: str) -> bytes:
+    """keyEncryptionAlgorithm: the ECDH scheme with the key wrap as its parameter."""
+    return seq(asn1.oid(_KA_SCHEME.oid), seq(asn1.oid(wrap_oid)))
+
+
+class _EcRecipient(NamedTuple):
+    """What encrypting to one EC certificate needs besides fresh keys (computed once)."""
+
+    curve: ec.EllipticCurve
+    algorithm: bytes  # the ephemeral key's AlgorithmIdentifier
+    rid: bytes
+
+
+#: (id of the certificate facts, compact) -> (facts, its EC recipient facts); each entry
+#: holds its facts object, so the id stays its own.
+_EC_RECIPIENTS: dict[tuple[int, bool], tuple[CertFacts, _EcRecipient]] = {}
+
+
+def _ec_recipient(f: CertFacts, compact: bool) -> _EcRecipient:
+    """`_ec_facts` of a certificate's own key, remembered."""
+    hit = _EC_RECIPIENTS.get((id(f), compact))
+    if hit is not None and hit[0] is f:
+        return hit[1]
+    found = _ec_facts(f, f.public_key, compact)
+    if len(_EC_RECIPIENTS) >= 256:
+        _EC_RECIPIENTS.clear()
+    _EC_RECIPIENTS[id(f), compact] = (f, found)
+    return found
+
+
+def _ec_facts(f: CertFacts, pub: ec.EllipticCurvePublicKey, compact: bool) -> _EcRecipient:
+    curve = pub.curve
+    curve_oid = _CURVE_OID.get(curve.name)
+    if curve_oid is None:
+        raise ProtectError(f"cannot encrypt to an EC key on curve {curve.name}")
+    alg = seq(_ID_EC_PUBLIC_KEY) if compact else seq(_ID_EC_PUBLIC_KEY, asn1.oid(curve_oid))
+    return _EcRecipient(curve, alg, _recipient_rid(f, compact))
+
+
+def _recipient_rid(f: CertFacts, compact: bool) -> bytes:
+    """A KeyAgreeRecipientInfo's recipient identifier: in the compact form, when the
+    certificate carries a subject key identifier, rKeyId [0] IMPLICIT
+    RecipientKeyIdentifier ::= SEQUENCE { ski }; else IssuerAndSerialNumber."""
+    ski = f.ski_extension if compact else None
+    if ski is not None:
+        return asn1.tlv(_CTX0, octet_string(ski))
+    return f.issuer_and_serial
 
 
 def build_recipient_info(
@@ -328,25 +383,17 @@ def build_recipient_info(
       nothing the recipient does not know (receivers, ours too, accept them absent)."""
     f = facts(certificate)
     pub = public_key if public_key is not None else f.public_key
-    ski = f.ski_extension if compact else None
-    rid = f.issuer_and_serial
-    if ski is not None:
-        # kari: rKeyId [0] IMPLICIT RecipientKeyIdentifier ::= SEQUENCE { ski }
-        rid = asn1.tlv(ctx(0), octet_string(ski))
     if isinstance(pub, ec.EllipticCurvePublicKey):
-        curve_oid = _CURVE_OID.get(pub.curve.name)
-        if curve_oid is None:
-            raise ProtectError(f"cannot encrypt to an EC key on curve {pub.curve.name}")
         wrap = BY_NAME[WRAP_FOR_KEY_LEN[len(cek)]]
-        ec_eph = ec.generate_private_key(pub.curve)
-        z = ec_eph.exchange(ec.ECDH(), pub)
-        point = ec_eph.public_key().public_bytes(
-            _serialization.Encoding.X962, _serialization.PublicFormat.UncompressedPoint
-        )
-        alg = seq(_ID_EC_PUBLIC_KEY) if compact else seq(_ID_EC_PUBLIC_KEY, asn1.oid(curve_oid))
-        originator = alg + asn1.bit_string(point)
-        return _kari(originator, rid, wrap, _kek_and_wrap(z, wrap, cek))
+        r = _ec_recipient(f, compact) if public_key is None else _ec_facts(f, pub, compact)
+        ec_eph = ec.generate_private_key(r.curve)
+        z = ec_eph.exchange(_ECDH, pub)
+        point = ec_eph.public_key().public_bytes(_X962, _UNCOMPRESSED)
+        originator = r.algorithm + asn1.bit_string(point)
+        return _kari(originator, r.rid, wrap, _kek_and_wrap(z, wrap, cek))
+    ski = f.ski_extension if compact else None
     if isinstance(pub, x25519.X25519PublicKey):
+        rid = _recipient_rid(f, compact)
         wrap = BY_NAME[WRAP_FOR_KEY_LEN[len(cek)]]
         eph = x25519.X25519PrivateKey.generate()
         z = eph.exchange(pub)
@@ -366,7 +413,7 @@ def build_recipient_info(
         encrypted = pub.encrypt(cek, pad)
         if ski is not None:  # subjectKeyIdentifier [0] IMPLICIT, version 2
             return seq(b"\x02\x01\x02", asn1.tlv(ctx(0, False), ski), alg, octet_string(encrypted))
-        return seq(b"\x02\x01\x00", rid, alg, octet_string(encrypted))
+        return seq(b"\x02\x01\x00", f.issuer_and_serial, alg, octet_string(encrypted))
     kind = type(pub).__name__.removesuffix("PublicKey").removeprefix("_")
     hint = ""
     if isinstance(pub, ed25519.Ed25519PublicKey):
@@ -411,19 +458,27 @@ def _describe_rid(issuer: bytes | None, serial: int | None, ski: bytes | None) -
 
 
 def _read_rid(data: bytes, ident: int, s: int, e: int, ski_tag: int) -> Rid:
+    """The recipient or signer identifier whose contents are data[s:e]. A correspondent
+    names the same certificate message after message: each distinct identifier is read
+    once."""
+    return _rid(ident, data[s:e], ski_tag)
+
+
+@lru_cache(maxsize=256)
+def _rid(ident: int, raw: bytes, ski_tag: int) -> Rid:
     if ident == SEQUENCE:
-        ni, _, _, p = asn1.read(data, s, e)
-        si, ss, se, q = asn1.read(data, p, e)
-        if ni != SEQUENCE or si != INTEGER or q != e:
+        ni, _, _, p = asn1.read(raw, 0, len(raw))
+        si, ss, se, q = asn1.read(raw, p, len(raw))
+        if ni != SEQUENCE or si != INTEGER or q != len(raw):
             raise MalformedError("malformed IssuerAndSerialNumber")
-        return Rid(issuer=data[s:p], serial=read_int(data, ss, se))
+        return Rid(issuer=raw[:p], serial=read_int(raw, ss, se))
     if ident == ski_tag:
         if ski_tag & 0x20:  # RecipientKeyIdentifier: SEQUENCE { ski, date?, other? }
-            parts = children(data, s, e)
+            parts = children(raw, 0, len(raw))
             if not parts or parts[0][0] != OCTET_STRING:
                 raise MalformedError("malformed RecipientKeyIdentifier")
-            return Rid(ski=data[parts[0][1] : parts[0][2]])
-        return Rid(ski=data[s:e])
+            return Rid(ski=raw[parts[0][1] : parts[0][2]])
+        return Rid(ski=raw)
     raise MalformedError("unknown recipient identifier")
 
 
@@ -497,21 +552,37 @@ def _parse_ktri(data: bytes, s: int, e: int) -> RecipientEntry:
     return entry
 
 
+@lru_cache(maxsize=64)
+def _kari_curve(o_alg: AlgInfo | None, o_params: bytes | None) -> str:
+    """How a KeyAgreeRecipientInfo's originator key is named for people."""
+    if o_alg is not None and o_alg.name == "X25519":
+        return "X25519"
+    if o_alg is not None and o_alg.name == "id-ecPublicKey":
+        named = lookup(o_params[2:]) if o_params and o_params[0] == OID else None
+        return f"ECDH {named.name}" if named else "ECDH"
+    return o_alg.name if o_alg else "static-static key agreement"
+
+
+@lru_cache(maxsize=256)
+def _kari_description(rid: Rid, curve: str, scheme: str) -> str:
+    return f"{rid.describe()} (key agreement, {curve}, {scheme})"
+
+
 def _parse_kari(data: bytes, s: int, e: int) -> list[RecipientEntry]:
     read = asn1.read
     ident, vs, ve, p = read(data, s, e)
-    if ident != INTEGER or read_int(data, vs, ve) != 3:
+    if ident != INTEGER or data[vs:ve] != b"\x03":
         raise MalformedError("KeyAgreeRecipientInfo version is not 3")
     # originator [0] EXPLICIT OriginatorIdentifierOrKey
     ident, os_, oe, p = read(data, p, e)
-    if ident != ctx(0):
+    if ident != _CTX0:
         raise MalformedError("malformed originator")
     choice, cs, ce, q = read(data, os_, oe)
     if q != oe:
         raise MalformedError("malformed originator")
     o_alg = o_params = None
     o_key = b""
-    static_originator = choice != ctx(1)
+    static_originator = choice != _CTX1
     if not static_originator:  # originatorKey [1] IMPLICIT OriginatorPublicKey
         ai, a_s, a_e, q = read(data, cs, ce)
         bi, b_s, b_e, q = read(data, q, ce)
@@ -521,7 +592,7 @@ def _parse_kari(data: bytes, s: int, e: int) -> list[RecipientEntry]:
         o_key = data[b_s + 1 : b_e]
     ukm = None
     ident, ks, ke, p = read(data, p, e)
-    if ident == ctx(1):  # ukm [1] EXPLICIT UserKeyingMaterial
+    if ident == _CTX1:  # ukm [1] EXPLICIT UserKeyingMaterial
         ui, us, ue, q = read(data, ks, ke)
         if ui != OCTET_STRING or q != ke:
             raise MalformedError("malformed ukm")
@@ -537,13 +608,8 @@ def _parse_kari(data: bytes, s: int, e: int) -> list[RecipientEntry]:
         if wid != SEQUENCE:
             raise MalformedError("key wrap algorithm is not an AlgorithmIdentifier")
         wrap, wrap_params = _alg_id(sp, ws, we, "key-wrap")
-    if o_alg is not None and o_alg.name == "X25519":
-        curve = "X25519"
-    elif o_alg is not None and o_alg.name == "id-ecPublicKey":
-        named = lookup(o_params[2:]) if o_params and o_params[0] == OID else None
-        curve = f"ECDH {named.name}" if named else "ECDH"
-    else:
-        curve = o_alg.name if o_alg else "static-static key agreement"
+    curve = _kari_curve(o_alg, o_params)
+    problem = "static-static key agreement is not supported" if static_originator else None
     out = []
     pos = rs
     while pos < re_:
@@ -554,23 +620,22 @@ def _parse_kari(data: bytes, s: int, e: int) -> list[RecipientEntry]:
         ki, k_s, k_e, q = read(data, q, ce)
         if ki != OCTET_STRING or q != ce:
             raise MalformedError("malformed RecipientEncryptedKey")
-        rid = _read_rid(data, rid_ident, r_s, r_e, ctx(0))
+        rid = _read_rid(data, rid_ident, r_s, r_e, _CTX0)
         out.append(
             RecipientEntry(
                 "kari",
-                f"{rid.describe()} (key agreement, {curve}, {scheme.name})",
-                rid=rid,
-                encrypted_key=data[k_s:k_e],
-                alg=scheme,
-                originator_alg=o_alg,
-                originator_params=o_params,
-                originator_key=o_key,
-                ukm=ukm,
-                wrap=wrap,
-                wrap_params=wrap_params,
-                problem="static-static key agreement is not supported"
-                if static_originator
-                else None,
+                _kari_description(rid, curve, scheme.name),
+                rid,
+                data[k_s:k_e],
+                scheme,
+                None,
+                o_alg,
+                o_params,
+                o_key,
+                ukm,
+                wrap,
+                wrap_params,
+                problem,
             )
         )
     if not out:

@@ -233,6 +233,29 @@ def test_the_same_certificate_is_judged_afresh_after_every_change_to_the_store(
     assert_checklist_complete(distrusted)
 
 
+def test_a_repeated_question_gets_the_same_verdict_until_a_per_message_result_changes(
+    store: TrustStore, ca: Authority, bob: Identity, now: datetime
+) -> None:
+    """The verdict assembled from one message's results is reused for the next message
+    with the same results; path validation, validity and revocation still decide anew:
+    a revocation published in between, a CRL gone stale or a removed anchor show at once."""
+    store.add_crl(ca.crl(now=now))
+    first = store.evaluate(bob.certificate, sender=BOB, at=now)
+    again = store.evaluate(bob.certificate, sender=BOB, at=now + timedelta(minutes=1))
+    assert first.authenticity is again.authenticity is Authenticity.VERIFIED
+    assert again == first
+    ca.revoke(bob.certificate, now=now)
+    store.add_crl(ca.crl(now=now + timedelta(minutes=2)))
+    revoked = store.evaluate(bob.certificate, sender=BOB, at=now + timedelta(minutes=3))
+    assert revoked.authenticity is Authenticity.REVOKED
+    stale = store.evaluate(bob.certificate, sender=BOB, at=now + timedelta(days=400))
+    assert stale.authenticity is not Authenticity.VERIFIED
+    store.remove_anchor(ca.certificate)
+    unanchored = store.evaluate(bob.certificate, sender=BOB, at=now + timedelta(minutes=4))
+    assert unanchored.authenticity is Authenticity.UNVERIFIED_NEW
+    assert check(unanchored, "chain")[0] is Outcome.UNKNOWN
+
+
 def test_weak_algorithm_sha1_certificate_signature(
     store: TrustStore,
     ca: Authority,
