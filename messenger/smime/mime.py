@@ -142,32 +142,30 @@ class MimeEntity:
         return cls(headers, bytes(body))
 
     # -- access ------------------------------------------------------------------------
-    # Both lookups below are cached in the instance dict (the dataclass is frozen; the
-    # cache is derived from `headers` only, so equality and hashing are unaffected).
+    # Both lookups are derived from `headers` alone, which recur message after message
+    # (the same few header sections): each distinct section is read once.
     def header(self, name: str) -> str | None:
-        first = self.__dict__.get("_first")
-        if first is None:
-            first = {}
-            for n, v in self.headers:
-                first.setdefault(n.lower(), v)
-            self.__dict__["_first"] = first
+        try:
+            first = _first_values(self.headers)
+        except TypeError:  # headers given as a list: not remembered
+            first = _first_values.__wrapped__(self.headers)
         return first.get(name.lower())
 
     @property
     def content_type(self) -> ContentType:
-        ctype = self.__dict__.get("_ctype")
-        if ctype is None:
-            value = self.header("Content-Type")
-            if value is None:
-                ctype = ContentType("text/plain", (("charset", "us-ascii"),))  # RFC 2045 5.2
-            else:
-                ctype = ContentType.parse(value)
-            self.__dict__["_ctype"] = ctype
-        return ctype
+        try:
+            return _content_type_of(self.headers)
+        except TypeError:
+            return _content_type_of.__wrapped__(self.headers)
+
+    @property
+    def transfer_encoding(self) -> str:
+        """The Content-Transfer-Encoding, lowercase ('binary' when absent)."""
+        return (self.header("Content-Transfer-Encoding") or "binary").strip().lower()
 
     def decoded_body(self) -> bytes:
         """The body with its Content-Transfer-Encoding undone (base64, quoted-printable)."""
-        cte = (self.header("Content-Transfer-Encoding") or "binary").strip().lower()
+        cte = self.transfer_encoding
         if cte in ("binary", "8bit", "7bit"):
             return self.body
         if cte == "base64":
@@ -190,6 +188,23 @@ class MimeEntity:
         return MimeEntity(tuple(headers), self.body)
 
 
+@functools.lru_cache(maxsize=256)
+def _first_values(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Lowercase header name -> the value of its first occurrence (not to be changed)."""
+    first: dict[str, str] = {}
+    for n, v in headers:
+        first.setdefault(n.lower(), v)
+    return first
+
+
+@functools.lru_cache(maxsize=256)
+def _content_type_of(headers: tuple[tuple[str, str], ...]) -> ContentType:
+    value = _first_values(headers).get("content-type")
+    if value is None:
+        return ContentType("text/plain", (("charset", "us-ascii"),))  # RFC 2045 5.2
+    return ContentType.parse(value)
+
+
 def header_length(data: bytes | memoryview) -> int:
     """Length of the header section of `data` including the blank line after it, or -1
     when no blank line ends it within the first MAX_HEADER_BYTES (not a MIME entity)."""
@@ -208,27 +223,32 @@ def split_entity(
     view = memoryview(data)
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
-    prefix = bytes(view[: MAX_HEADER_BYTES + 4])
-    end, sep_len = _header_end(prefix)
-    if end < 0 and len(prefix) == len(view):
+    # The header section is searched where it lies when `data` is bytes; other buffers
+    # give up a copy of their first MAX_HEADER_BYTES only.
+    text = data if isinstance(data, bytes) else bytes(view[: MAX_HEADER_BYTES + 4])
+    end, sep_len = _header_end(text, MAX_HEADER_BYTES + 4)
+    if end < 0 and len(view) <= MAX_HEADER_BYTES + 4:
         # No blank line: a MIME entity needs at least the empty line (RFC 2045).
         raise MalformedError("no blank line ends the MIME header section")
     if end < 0 or end > MAX_HEADER_BYTES:
         raise MalformedError(f"MIME header section is larger than {MAX_HEADER_BYTES} bytes")
-    return _parse_headers(prefix[:end]), view[end + sep_len :]
+    return _parse_headers(text[:end]), view[end + sep_len :]
 
 
-def _header_end(data: bytes) -> tuple[int, int]:
+def _header_end(data: bytes, limit: int | None = None) -> tuple[int, int]:
+    """(end of the header section, length of the blank line after it) within the first
+    `limit` bytes of `data`, or (-1, 0)."""
     if data.startswith(CRLF):
         return 0, 2
     if data.startswith(b"\n"):
         return 0, 1
-    crlf = data.find(b"\r\n\r\n")
-    lf = data.find(b"\n\n")
-    if crlf >= 0 and (lf < 0 or crlf < lf):
-        return crlf + 2, 2  # keep the CRLF that ends the last header line in `head`
+    limit = len(data) if limit is None else limit
+    crlf = data.find(b"\r\n\r\n", 0, limit)
+    lf = data.find(b"\n\n", 0, crlf if crlf >= 0 else limit)
     if lf >= 0:
         return lf + 1, 1
+    if crlf >= 0:
+        return crlf + 2, 2  # keep the CRLF that ends the last header line in `head`
     return -1, 0
 
 

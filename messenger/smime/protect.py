@@ -9,6 +9,7 @@ cannot read at all raises `MalformedError`.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -356,8 +357,7 @@ def _peel(
 
 
 def _binary(entity: MimeEntity) -> bool:
-    cte = (entity.header("Content-Transfer-Encoding") or "binary").strip().lower()
-    return cte in ("binary", "8bit", "7bit")
+    return entity.transfer_encoding in ("binary", "8bit", "7bit")
 
 
 def _head_length(data: bytes) -> int:
@@ -546,7 +546,7 @@ def _report(
         "confidentiality": walk.confidentiality,
         "authenticity": Authenticity.UNSIGNED,
         "layers": tuple(walk.layers),
-        "algorithms": tuple(dict.fromkeys(walk.algorithms)),
+        "algorithms": _unique_algorithms(walk.algorithms),
         "sender": sender,
         "content_type": inner.content_type.mime_type if inner is not None else None,
         "recipients": walk.recipients,
@@ -626,9 +626,37 @@ def _report(
         sender_match=verdict.sender_match,
         chain=verdict.chain,
         revocation=verdict.revocation,
-        checks=(Check("signature", Outcome.PASS, signer.reason), *verdict.checks),
+        checks=_checks_with_signature(_signature_pass(signer.reason), verdict.checks),
         reason=verdict.reason,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _signature_pass(reason: str) -> Check:
+    return Check("signature", Outcome.PASS, reason)
+
+
+@functools.lru_cache(maxsize=256)
+def _checks_with_signature(signature: Check, checks: tuple[Check, ...]) -> tuple[Check, ...]:
+    """The signature check, then the trust checks (the same few verdicts recur)."""
+    return (signature, *checks)
+
+
+#: ids of the algorithms a message named -> (those algorithms, without repeats); the
+#: same few lists recur. Each entry holds its algorithms, so the ids stay theirs.
+_UNIQUE_ALGORITHMS: dict[tuple[int, ...], tuple[tuple[Algorithm, ...], tuple[Algorithm, ...]]] = {}
+
+
+def _unique_algorithms(algorithms: list[Algorithm]) -> tuple[Algorithm, ...]:
+    key = tuple(map(id, algorithms))
+    hit = _UNIQUE_ALGORITHMS.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], algorithms, strict=True)):
+        return hit[1]
+    unique = tuple(dict.fromkeys(algorithms))
+    if len(_UNIQUE_ALGORITHMS) >= 256:
+        _UNIQUE_ALGORITHMS.clear()
+    _UNIQUE_ALGORITHMS[key] = (tuple(algorithms), unique)
+    return unique
 
 
 __all__ = [
