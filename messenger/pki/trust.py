@@ -240,10 +240,6 @@ def _anchored_builder(anchors: Sequence[x509.Certificate]) -> PolicyBuilder:
     return builder
 
 
-def _verifier_builder(anchors: Sequence[x509.Certificate], at: datetime) -> PolicyBuilder:
-    return _anchored_builder(anchors).time(at)
-
-
 # -- certificate facts ---------------------------------------------------------------------
 
 _WEAK_SIGNATURE_OIDS = {
@@ -439,6 +435,9 @@ class TrustStore:
         self._decisions: list[Decision] = []
         #: Bumped by every change that can alter a verdict (see `CachingTrustStore`).
         self._revision = 0
+        #: The path validation policy for the anchors, as of a revision (see
+        #: `_validated_chain`); each message sets its own time on it.
+        self._builder: tuple[int, PolicyBuilder] | None = None
         #: Verdicts assembled from the per-message results (see `evaluate`).
         self._assembled: dict[tuple[Any, ...], tuple[tuple[Any, ...], TrustVerdict]] = {}
 
@@ -670,10 +669,11 @@ class TrustStore:
         if not self._anchors:
             return None, Check("chain", Outcome.UNKNOWN, "you have no trust anchors")
         try:
+            builder = self._builder
+            if builder is None or builder[0] != self._revision:
+                builder = self._builder = (self._revision, _anchored_builder(self._anchors))
             verified = (
-                _verifier_builder(self._anchors, at)
-                .build_client_verifier()
-                .verify(certificate, list(intermediates))
+                builder[1].time(at).build_client_verifier().verify(certificate, list(intermediates))
             )
         except VerificationError as exc:
             if _self_signed(certificate):
@@ -815,15 +815,15 @@ class TrustStore:
             sender,
             usage,
             min_rsa_bits,
-            validity_state,
-            validity_check,
+            id(validity_state),  # enum members and None are singletons
+            _check_key(validity_check),
             tuple(map(id, held)),
             chain is None,
-            chain_check,
-            revocation,
-            revocation_check,
+            _check_key(chain_check),
+            id(revocation),
+            _check_key(revocation_check),
             tuple(
-                (id(link.crl), link.status, link.revoked_at, link.reason, link.problem)
+                (id(link.crl), id(link.status), link.revoked_at, link.reason, link.problem)
                 for link in links
             ),
         )
@@ -998,6 +998,12 @@ class TrustStore:
 
 
 # -- evaluate helpers ----------------------------------------------------------------------
+
+
+def _check_key(check: Check) -> tuple[str, int, str]:
+    """A check as a dictionary key part (its outcome by identity: enum members are
+    singletons, and their own hash is computed in Python)."""
+    return check.name, id(check.outcome), check.reason
 
 
 class _QuestionFacts(NamedTuple):

@@ -669,15 +669,17 @@ def _parse_signer_info(data: bytes, s: int, e: int) -> _SignerInfo:
         _, as_, ae, _, _ = parts[i]
         attrs_tbs = hdr(SET, ae - as_) + data[as_:ae]
         attrs = {}
-        pos = as_
-        while pos < ae:
-            at = pos
-            ident, cs, ce, pos = read(data, pos, ae)
+        for ident, cs, ce, nxt, at in children(data, as_, ae):
             oi, os_, oe, p = read(data, cs, ce)
             si_, ss, se, q = read(data, p, ce)
             if ident != SEQUENCE or oi != OID or si_ != SET or q != ce:
                 raise MalformedError("malformed signed attribute")
-            attrs.setdefault(data[os_:oe], []).append((ss, se, at, pos))
+            where = (ss, se, at, nxt)
+            kind = data[os_:oe]
+            if kind in attrs:
+                attrs[kind].append(where)
+            else:
+                attrs[kind] = [where]
         i += 1
     if (
         i + 1 >= len(parts)
@@ -688,7 +690,7 @@ def _parse_signer_info(data: bytes, s: int, e: int) -> _SignerInfo:
     sig_alg, sig_params = _alg_id(data, parts[i][1], parts[i][2], "signature")
     signature = asn1.octets(data, *parts[i + 1][:3])
     i += 2
-    if i < len(parts) and parts[i][0] != ctx(1):
+    if i < len(parts) and parts[i][0] != _CTX1:
         raise MalformedError("malformed SignerInfo unsignedAttrs")
     if i + 1 < len(parts):
         raise MalformedError("trailing fields in SignerInfo")

@@ -546,7 +546,7 @@ def _report(
         "confidentiality": walk.confidentiality,
         "authenticity": Authenticity.UNSIGNED,
         "layers": tuple(walk.layers),
-        "algorithms": _unique_algorithms(walk.algorithms),
+        "algorithms": tuple(dict.fromkeys(walk.algorithms)),
         "sender": sender,
         "content_type": inner.content_type.mime_type if inner is not None else None,
         "recipients": walk.recipients,
@@ -626,7 +626,7 @@ def _report(
         sender_match=verdict.sender_match,
         chain=verdict.chain,
         revocation=verdict.revocation,
-        checks=_checks_with_signature(_signature_pass(signer.reason), verdict.checks),
+        checks=(_signature_pass(signer.reason), *verdict.checks),
         reason=verdict.reason,
     )
 
@@ -634,29 +634,6 @@ def _report(
 @functools.lru_cache(maxsize=64)
 def _signature_pass(reason: str) -> Check:
     return Check("signature", Outcome.PASS, reason)
-
-
-@functools.lru_cache(maxsize=256)
-def _checks_with_signature(signature: Check, checks: tuple[Check, ...]) -> tuple[Check, ...]:
-    """The signature check, then the trust checks (the same few verdicts recur)."""
-    return (signature, *checks)
-
-
-#: ids of the algorithms a message named -> (those algorithms, without repeats); the
-#: same few lists recur. Each entry holds its algorithms, so the ids stay theirs.
-_UNIQUE_ALGORITHMS: dict[tuple[int, ...], tuple[tuple[Algorithm, ...], tuple[Algorithm, ...]]] = {}
-
-
-def _unique_algorithms(algorithms: list[Algorithm]) -> tuple[Algorithm, ...]:
-    key = tuple(map(id, algorithms))
-    hit = _UNIQUE_ALGORITHMS.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], algorithms, strict=True)):
-        return hit[1]
-    unique = tuple(dict.fromkeys(algorithms))
-    if len(_UNIQUE_ALGORITHMS) >= 256:
-        _UNIQUE_ALGORITHMS.clear()
-    _UNIQUE_ALGORITHMS[key] = (tuple(algorithms), unique)
-    return unique
 
 
 __all__ = [
