@@ -209,17 +209,15 @@ _GEN_RE = re.compile(
 def parse_time(ident: int, content: bytes) -> datetime:
     """A UTCTime or GeneralizedTime value as an aware UTC datetime."""
     if ident == UTC_TIME and len(content) == 13 and content[12] == 0x5A and content[:12].isdigit():
-        c = content  # the DER form YYMMDDHHMMSSZ
-        year = int(c[0:2])
+        v = int(content[:12])  # the DER form YYMMDDHHMMSSZ, read as one number
+        v, second = divmod(v, 100)
+        v, minute = divmod(v, 100)
+        v, hour = divmod(v, 100)
+        v, day = divmod(v, 100)
+        year, month = divmod(v, 100)
         try:
             return datetime(
-                year + (2000 if year < 50 else 1900),
-                int(c[2:4]),
-                int(c[4:6]),
-                int(c[6:8]),
-                int(c[8:10]),
-                int(c[10:12]),
-                tzinfo=UTC,
+                year + (2000 if year < 50 else 1900), month, day, hour, minute, second, tzinfo=UTC
             )
         except ValueError:
             raise MalformedError("time value out of range") from None
