@@ -316,7 +316,14 @@ def unknown(oid_der: bytes, kind: str) -> AlgInfo:
 
 
 def alg_id(data: bytes, s: int, e: int, kind: str) -> tuple[AlgInfo, bytes | None]:
-    """Read the contents [s, e) of an AlgorithmIdentifier: (row, DER parameters or None)."""
+    """Read the contents [s, e) of an AlgorithmIdentifier: (row, DER parameters or None).
+    The same few identifiers recur in every message: each distinct one is read once."""
+    return _alg_id_of(data[s:e], kind)
+
+
+@lru_cache(maxsize=256)
+def _alg_id_of(data: bytes, kind: str) -> tuple[AlgInfo, bytes | None]:
+    s, e = 0, len(data)
     ident, os_, oe, p = read(data, s, e)
     if ident != OID:
         raise MalformedError("malformed AlgorithmIdentifier")

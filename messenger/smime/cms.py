@@ -278,6 +278,8 @@ _HASH_NEW: dict[str, Callable[[], Any]] = {
 
 def _digest(name: str, parts: Sequence[memoryview | bytes]) -> bytes:
     new = _HASH_NEW.get(name)
+    if new is not None and len(parts) == 1:
+        return new(parts[0]).digest()
     if new is not None:
         h: Any = new()
     elif name == "shake256":

@@ -116,6 +116,16 @@ def _inner_body(
     return content
 
 
+@functools.lru_cache(maxsize=64)
+def _content_entity(
+    content_type: str, headers: tuple[tuple[str, str], ...]
+) -> tuple[MimeEntity, bytes]:
+    """The (bodiless) entity of the content that gets protected and its header section
+    as bytes (the same few recur)."""
+    entity = MimeEntity.build(content_type, b"", headers)
+    return entity, entity.head_bytes()
+
+
 def protect(
     content: bytes | bytearray | memoryview,
     *,
@@ -154,7 +164,10 @@ def protect(
         return inner_entity(content, content_type, content_headers)
     body = _inner_body(content, content_type)
     del content
-    entity = MimeEntity.build(content_type, b"", content_headers)
+    try:
+        entity, head = _content_entity(content_type, tuple(content_headers))
+    except TypeError:  # headers that cannot be a dictionary key: not remembered
+        entity, head = _content_entity.__wrapped__(content_type, tuple(content_headers))
     # Each layer is kept as the pieces whose concatenation is its bytes (a header section,
     # the content, the DER around it): a large content is hashed and encrypted where it
     # lies and copied once, into the outermost structure.
@@ -169,7 +182,7 @@ def protect(
         parts = [entity.head_bytes(), entity.body]
     elif signer is not None:
         der_parts = cms.sign_parts(
-            (entity.head_bytes(), body),
+            (head, body),
             key=signer.signing_key,
             certificate=signer.certificate,
             chain=signer.chain,
@@ -186,7 +199,7 @@ def protect(
         parts = [head, *der_parts]
         del der_parts
     else:
-        parts = [entity.head_bytes(), body]
+        parts = [head, body]
     del body
     cipher = cipher or policy.content_cipher
     try:
