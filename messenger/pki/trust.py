@@ -807,28 +807,25 @@ class TrustStore:
 
         # What follows is a function of those results, the question and the store's state
         # alone, so the verdict is assembled once per distinct set of them. Certificates
-        # and CRLs are keyed by identity; the entry holds them (and its links hold the
-        # CRLs), so no id in a live key can belong to another object.
-        held = (certificate, *(chain or ()))
+        # and CRLs are keyed by identity: the entry holds them (its links hold the CRLs),
+        # so while it lives no other object can have their ids.
+        held = (certificate, *chain) if chain is not None else (certificate,)
         key = (
             self._revision,
             sender,
             usage,
             min_rsa_bits,
             id(validity_state),  # enum members and None are singletons
-            _check_key(validity_check),
+            validity_check,
             tuple(map(id, held)),
             chain is None,
-            _check_key(chain_check),
+            chain_check,
             id(revocation),
-            _check_key(revocation_check),
-            tuple(
-                (id(link.crl), id(link.status), link.revoked_at, link.reason, link.problem)
-                for link in links
-            ),
+            revocation_check,
+            tuple([(id(k.crl), id(k.status), k.revoked_at, k.reason, k.problem) for k in links]),
         )
         hit = self._assembled.get(key)
-        if hit is not None and all(a is b for a, b in zip(hit[0], held, strict=False)):
+        if hit is not None:
             return hit[1]
         verdict = self._assemble(
             certificate,
@@ -844,7 +841,7 @@ class TrustStore:
             revocation,
             revocation_check,
         )
-        if len(self._assembled) >= _MAX_VERDICTS:
+        if len(self._assembled) >= _MAX_ASSEMBLED:
             self._assembled.clear()
         self._assembled[key] = ((*held, links), verdict)
         return verdict
@@ -998,12 +995,6 @@ class TrustStore:
 
 
 # -- evaluate helpers ----------------------------------------------------------------------
-
-
-def _check_key(check: Check) -> tuple[str, int, str]:
-    """A check as a dictionary key part (its outcome by identity: enum members are
-    singletons, and their own hash is computed in Python)."""
-    return check.name, id(check.outcome), check.reason
 
 
 class _QuestionFacts(NamedTuple):
@@ -1266,6 +1257,9 @@ def _pin_check(
 #: validity change on a scale of hours; a user's decision takes effect at once).
 VERDICT_REUSE = timedelta(seconds=30)
 _MAX_VERDICTS = 4096
+#: Verdicts assembled from per-message results kept per store (a conversation brings a
+#: handful of distinct ones; a stream of new certificates only recycles them).
+_MAX_ASSEMBLED = 1024
 
 
 def _position(moment: datetime | None, certificate: x509.Certificate) -> str:

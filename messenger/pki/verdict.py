@@ -82,6 +82,11 @@ class Check:
     outcome: Outcome
     reason: str
 
+    def __hash__(self) -> int:
+        # Checks key the trust store's assembled verdicts; equal checks have equal names
+        # and reasons, and leaving the enum out keeps its Python-level hash out of it.
+        return hash((self.name, self.reason))
+
     def to_json(self) -> dict[str, str]:
         return {"name": self.name, "outcome": str(self.outcome), "reason": self.reason}
 

@@ -47,6 +47,11 @@ class AlgInfo:
     #: Content ciphers: 'gcm', 'cbc'; KDF schemes: 'x963', 'hkdf'.
     mode: str | None = None
 
+    def __hash__(self) -> int:
+        # Rows are looked up by OID and used as cache keys message after message; the OID
+        # alone identifies a row (equal rows have equal OIDs), and hashes much faster.
+        return hash(self.oid)
+
     @property
     def der(self) -> bytes:
         return encode_oid(self.oid)
