@@ -1029,7 +1029,7 @@ def verify_signed(
     econtent_type = data[encap[0][1] : encap[0][2]]
     content_parts: list[memoryview] | None = None
     if len(encap) == 2:
-        if encap[1][0] != ctx(0):
+        if encap[1][0] != _CTX0:
             raise MalformedError("malformed eContent")
         inner = children(data, encap[1][1], encap[1][2])
         if len(inner) != 1:
@@ -1043,7 +1043,7 @@ def verify_signed(
     idx = 3
     certificates: list[CertFacts] = []
     crls: list[x509.CertificateRevocationList] = []
-    if idx < len(parts) and parts[idx][0] == ctx(0):
+    if idx < len(parts) and parts[idx][0] == _CTX0:
         for ident, _, _, nxt, at in children(data, parts[idx][1], parts[idx][2]):
             if ident == SEQUENCE:
                 try:
@@ -1051,7 +1051,7 @@ def verify_signed(
                 except ValueError as exc:
                     raise MalformedError(f"unreadable certificate in SignedData: {exc}") from None
         idx += 1
-    if idx < len(parts) and parts[idx][0] == ctx(1):
+    if idx < len(parts) and parts[idx][0] == _CTX1:
         for ident, _, _, nxt, at in children(data, parts[idx][1], parts[idx][2]):
             if ident == SEQUENCE:
                 try:
@@ -1066,14 +1066,13 @@ def verify_signed(
         if ident != SEQUENCE:
             raise MalformedError("malformed SignerInfo")
         signer_infos.append(_parse_signer_info(data, cs, ce))
-    verifier = _Verifier(
-        data,
-        content_parts,
-        econtent_type,
-        certificates + [facts(c) for c in extra_certificates],
-        policy,
+    known = (
+        certificates + [facts(c) for c in extra_certificates]
+        if extra_certificates
+        else certificates
     )
-    signers = tuple(verifier.check(si) for si in signer_infos)
+    verifier = _Verifier(data, content_parts, econtent_type, known, policy)
+    signers = tuple([verifier.check(si) for si in signer_infos])
     if len(encap) == 2:
         assert content_parts is not None
         if len(content_parts) != 1:
@@ -1090,7 +1089,7 @@ def verify_signed(
         content=content,
         econtent_type=_type_name(econtent_type),
         signers=signers,
-        certificates=tuple(f.cert for f in certificates),
+        certificates=tuple([f.cert for f in certificates]),
         crls=tuple(crls),
         certs_only=not signer_infos and len(encap) == 1,
     )
@@ -1183,7 +1182,7 @@ def encrypt_parts(
     eci_hdr = hdr(SEQUENCE, len(eci_head) + ct_len)
     body_len = len(version) + len(ris) + len(eci_hdr) + len(eci_head) + ct_len + trailer_len
     body_hdr = hdr(SEQUENCE, body_len)
-    ex0 = hdr(ctx(0), len(body_hdr) + body_len)
+    ex0 = hdr(_CTX0, len(body_hdr) + body_len)
     ci_hdr = hdr(SEQUENCE, len(ci_oid) + len(ex0) + len(body_hdr) + body_len)
     prefix = b"".join([ci_hdr, ci_oid, ex0, body_hdr, version, ris, eci_hdr, eci_head])
     if gcm and n <= _BIG:
