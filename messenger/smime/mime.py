@@ -188,7 +188,7 @@ class MimeEntity:
         return MimeEntity(tuple(headers), self.body)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=128)
 def _first_values(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Lowercase header name -> the value of its first occurrence (not to be changed)."""
     first: dict[str, str] = {}
@@ -197,7 +197,7 @@ def _first_values(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     return first
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=128)
 def _content_type_of(headers: tuple[tuple[str, str], ...]) -> ContentType:
     value = _first_values(headers).get("content-type")
     if value is None:
