@@ -497,6 +497,21 @@ def _certificates_set(f: CertFacts, chain: Sequence[x509.Certificate]) -> bytes:
     return tlv(ctx(0), b"".join(ders))
 
 
+@functools.lru_cache(maxsize=32)
+def _signer_info_lead(ski: bytes | None, issuer_and_serial: bytes, digest: str) -> bytes:
+    """A SignerInfo's version, signer identifier and digestAlgorithm: version 3 with the
+    subjectKeyIdentifier [0] when `ski` is given, else version 1 with issuer and serial."""
+    if ski is not None:
+        return b"\x02\x01\x03" + tlv(_CTX0_PRIMITIVE, ski) + _DIGEST_ALG_ID[digest]
+    return b"\x02\x01\x01" + issuer_and_serial + _DIGEST_ALG_ID[digest]
+
+
+@functools.lru_cache(maxsize=16)
+def _signed_data_head(version_1: bool, digest: str) -> bytes:
+    """SignedData's version and digestAlgorithms SET."""
+    return (b"\x02\x01\x01" if version_1 else b"\x02\x01\x03") + tlv(SET, _DIGEST_ALG_ID[digest])
+
+
 def sign(
     content: bytes,
     *,
@@ -583,22 +598,15 @@ def sign_parts(
         attrs.append(_SMIME_CAPABILITIES_ATTR)
     signed_attrs = set_of(attrs)
     signature = signer(signed_attrs)
-    digest_alg = _DIGEST_ALG_ID[digest]
     signer_info = seq(
-        *(
-            (b"\x02\x01\x03", tlv(ctx(0, False), ski))  # subjectKeyIdentifier [0]
-            if ski is not None
-            else (b"\x02\x01\x01", f.issuer_and_serial)
-        ),
-        digest_alg,
+        _signer_info_lead(ski, f.issuer_and_serial, digest),
         b"\xa0" + signed_attrs[1:],  # [0] IMPLICIT SET OF Attribute
         sig_alg,
         octet_string(signature),
     )
     certs = _certificates_field(f, chain) if include_certificates else b""
     # RFC 5652 5.1: version 3 when a SignerInfo is v3 or the content is not id-data.
-    version = b"\x02\x01\x01" if ect == _DATA_TYPE and ski is None else b"\x02\x01\x03"
-    head = version + tlv(SET, digest_alg)
+    head = _signed_data_head(ect == _DATA_TYPE and ski is None, digest)
     tail = certs + tlv(SET, signer_info)
     if detached:
         encap_head = seq(ect)
@@ -1165,20 +1173,20 @@ def encrypt_parts(
     n = sum(map(_nbytes, content))
     gcm = row.mode == "gcm"
     if gcm:
-        params = seq(octet_string(iv), b"\x02\x01\x10")
+        alg = _gcm_algorithm_head(row.oid) + iv + b"\x02\x01\x10"  # GCMParameters, ICV 16
         ct_len = n
         version = b"\x02\x01\x00"
-        ci_oid = asn1.oid("1.2.840.113549.1.9.16.1.23")
+        ci_oid = _CI_AUTH_ENVELOPED
         trailer_len = 18  # mac OCTET STRING (16)
     else:
-        params = octet_string(iv)
+        alg = seq(asn1.oid(row.oid), octet_string(iv))
         ct_len = (n // 16 + 1) * 16
         # RFC 5652 6.1: version 0 when every RecipientInfo is a v0 KeyTransRecipientInfo.
         all_v0 = all(info[0] == SEQUENCE and _version_of(info) == 0 for info in infos)
         version = b"\x02\x01\x00" if all_v0 else b"\x02\x01\x02"
         ci_oid = asn1.oid("1.2.840.113549.1.7.3")
         trailer_len = 0
-    eci_head = _type_oid(content_type) + seq(asn1.oid(row.oid), params) + hdr(0x80, ct_len)
+    eci_head = _type_oid(content_type) + alg + hdr(0x80, ct_len)
     eci_hdr = hdr(SEQUENCE, len(eci_head) + ct_len)
     body_len = len(version) + len(ris) + len(eci_hdr) + len(eci_head) + ct_len + trailer_len
     body_hdr = hdr(SEQUENCE, body_len)
@@ -1223,6 +1231,17 @@ def encrypt_parts(
     finally:
         out.release()
     return bio.getvalue()
+
+
+_CI_AUTH_ENVELOPED = asn1.oid("1.2.840.113549.1.9.16.1.23")
+
+
+@functools.lru_cache(maxsize=8)
+def _gcm_algorithm_head(cipher_oid: str) -> bytes:
+    """A GCM AlgorithmIdentifier up to its 12-byte nonce: SEQUENCE { OID, GCMParameters
+    SEQUENCE { OCTET STRING (12) ..., the ICV length follows the nonce."""
+    oid = asn1.oid(cipher_oid)
+    return hdr(SEQUENCE, len(oid) + 19) + oid + b"\x30\x11\x04\x0c"
 
 
 def _version_of(info: bytes) -> int:
