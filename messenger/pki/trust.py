@@ -862,19 +862,7 @@ class TrustStore:
         revocation_check: Check,
     ) -> TrustVerdict:
         """The verdict from the per-message results of `evaluate` (precedence, words)."""
-        (
-            fingerprint,
-            sip_uris,
-            named,
-            weak,
-            sender_match,
-            sender_check,
-            who,
-            lead,
-            usage_problem,
-            operation,
-            usage_check,
-        ) = facts
+        weak, lead = facts.weak, facts.lead
         if chain is not None and weak is None:
             for upper in chain[1:]:
                 problem = _weak_signature(upper) if upper is not chain[-1] else None
@@ -888,28 +876,28 @@ class TrustStore:
             algorithm_check = Check("algorithm", Outcome.FAIL, f"weak: {weak}")
 
         # pins and decisions
-        pin_aors = [sender] if sender is not None else sip_uris
+        pin_aors = [sender] if sender is not None else facts.sip_uris
         pin = next((p for a in pin_aors if (p := self.pin_for(a)) is not None), None)
         distrust = next(
             (d for a in pin_aors if (d := self.distrusted(a, certificate)) is not None), None
         )
         pin_relation = "none"
         if pin is not None:
-            if pin.sha256 == fingerprint:
+            if pin.sha256 == facts.fingerprint:
                 pin_relation = "same"
             elif usage == "encryption" and _directly_issued_by(certificate, pin.certificate):
                 pin_relation = "certified"
             else:
                 pin_relation = "different"
         if pin is None and distrust is None:
-            pin_check = _unpinned_check(tuple(pin_aors), fingerprint)
+            pin_check = _unpinned_check(tuple(pin_aors), facts.fingerprint)
         else:
-            pin_check = _pin_check(pin, pin_relation, distrust, pin_aors, fingerprint)
+            pin_check = _pin_check(pin, pin_relation, distrust, pin_aors, facts.fingerprint)
 
         checks = (
             algorithm_check,
-            usage_check,
-            sender_check,
+            facts.usage_check,
+            facts.sender_check,
             validity_check,
             chain_check,
             pin_check,
@@ -923,12 +911,12 @@ class TrustStore:
         if weak is not None:
             state = Authenticity.WEAK_ALGORITHM
             reason = f"{lead}, but the certificate uses a weak algorithm: {weak}."
-        elif sender_match is False:
+        elif facts.sender_match is False:
             state = Authenticity.SENDER_MISMATCH
             if usage == "signing":
-                reason = f"Signed by {named}, not by the sender {_sender_words(sender)}."
+                reason = f"Signed by {facts.named}, not by the sender {_sender_words(sender)}."
             else:
-                reason = f"The certificate names {named}, not {_sender_words(sender)}."
+                reason = f"The certificate names {facts.named}, not {_sender_words(sender)}."
         elif validity_state is not None:
             state = validity_state
             reason = f"{lead}, but {validity_check.reason}."
@@ -942,9 +930,12 @@ class TrustStore:
                 f"{lead} with a new certificate: the certificate differs from the one you "
                 f"pinned on {_day(pin.at)}; compare fingerprints before trusting it."
             )
-        elif usage_problem is not None:
+        elif facts.usage_problem is not None:
             state = Authenticity.UNVERIFIED_NEW
-            reason = f"{lead}, but the certificate does not allow {operation}: {usage_problem}."
+            reason = (
+                f"{lead}, but the certificate does not allow {facts.operation}: "
+                f"{facts.usage_problem}."
+            )
         elif distrust is not None:
             state = Authenticity.UNVERIFIED_NEW
             reason = f"{lead}, with a certificate you marked as not trusted on {_day(distrust.at)}."
@@ -981,12 +972,12 @@ class TrustStore:
             else:
                 origin = f"a certificate from {issuer_cn}, an issuer you do not trust"
             reason = (
-                f"{lead}, with {origin}: compare its fingerprint with {who} over another "
+                f"{lead}, with {origin}: compare its fingerprint with {facts.who} over another "
                 f"channel before trusting it."
             )
         return TrustVerdict(
             authenticity=state,
-            sender_match=sender_match,
+            sender_match=facts.sender_match,
             chain=summaries,
             revocation=revocation,
             checks=checks,
