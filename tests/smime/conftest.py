@@ -245,6 +245,28 @@ class OpenSSL:
         )
         return proc.returncode, out.read_bytes() if out.exists() else b"", proc.stderr.decode()
 
+    def cms_verify(
+        self,
+        ca: Path,
+        der: bytes,
+        *,
+        content: bytes | None = None,
+        signer: Identity | None = None,
+    ) -> tuple[int, bytes, str]:
+        """`openssl cms -verify` of a DER SignedData against the CA certificate `ca`:
+        (exit code, signed content, stderr). `content` is the content of a detached
+        signature; `signer` gives the signer certificate apart from the message."""
+        out = self.path(".out")
+        args: list[str | Path] = ["cms", "-verify", "-binary", "-inform", "DER"]
+        args += ["-in", self.write(der, ".der"), "-CAfile", ca, "-purpose", "any", "-out", out]
+        if content is not None:
+            args += ["-content", self.write(content, ".txt")]
+        if signer is not None:
+            args += ["-certfile", signer.cert_path]
+        proc = self.run(*args, check=False)
+        data = out.read_bytes() if out.exists() else b""
+        return proc.returncode, data, proc.stderr.decode(errors="replace")
+
     def dump(self, der_path: Path) -> str:
         """`openssl cms -cmsout -print` of a DER file (for failure messages)."""
         proc = self.run("cms", "-cmsout", "-print", "-inform", "DER", "-in", der_path, check=False)

@@ -275,30 +275,6 @@ def test_small_pager_message_is_much_smaller_compact(ca):
 # --------------------------------------------------------------------------- OpenSSL
 
 
-def _openssl_verify(openssl: Any, pki: Any, der: bytes, signer: Any) -> tuple[int, bytes, str]:
-    """`cms -verify` of a SignedData without certificates, the signer's given apart."""
-    out = openssl.path(".out")
-    proc = openssl.run(
-        "cms",
-        "-verify",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        openssl.write(der, ".der"),
-        "-certfile",
-        signer.cert_path,
-        "-CAfile",
-        pki.ca_path,
-        "-purpose",
-        "any",
-        "-out",
-        out,
-        check=False,
-    )
-    return proc.returncode, out.read_bytes() if out.exists() else b"", proc.stderr.decode()
-
-
 def _as_identity(ident: Any, pki: Any) -> Identity:
     return Identity(ident.key, ident.cert, (pki.ca.cert,))
 
@@ -316,7 +292,7 @@ def test_openssl_verifies_compact_signature(openssl, pki, signing_time, who):
         compact=True,
     )
     assert _signed_data(der)["signer_infos"][0]["sid"].name == "subject_key_identifier"
-    rc, out, err = _openssl_verify(openssl, pki, der, ident)
+    rc, out, err = openssl.cms_verify(pki.ca_path, der, signer=ident)
     assert rc == 0, err + openssl.dump(openssl.write(der, ".der"))
     assert out == SMALL_CPIM
 
@@ -331,7 +307,7 @@ def test_openssl_refuses_compact_signature_from_another_key(openssl, pki, signin
         signing_time=signing_time,
         compact=True,
     )
-    rc, _, _ = _openssl_verify(openssl, pki, der, pki.ec2)
+    rc, _, _ = openssl.cms_verify(pki.ca_path, der, signer=pki.ec2)
     assert rc != 0
 
 
@@ -369,7 +345,7 @@ def test_openssl_opens_compact_signed_and_encrypted_message(
     assert rc == 0, err
     headers, der = split_entity(inner)
     assert headers == (("Content-Type", "application/pkcs7-mime; smime-type=signed-data"),)
-    rc, out, err = _openssl_verify(openssl, pki, bytes(der), alice)
+    rc, out, err = openssl.cms_verify(pki.ca_path, bytes(der), signer=alice)
     assert rc == 0, err
     assert out == b"Content-Type: message/cpim\r\n\r\n" + SMALL_CPIM
 
