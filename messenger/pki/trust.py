@@ -65,7 +65,7 @@ from .verdict import (
     TrustVerdict,
     certificate_sha256,
     certificate_uris,
-    per_certificate,
+    per_object,
 )
 
 __all__ = [
@@ -260,17 +260,17 @@ def _common_name(name: x509.Name) -> str:
     return str(values[0].value) if values else name.rfc4514_string()
 
 
-@per_certificate
+@per_object
 def _subject_cn(certificate: x509.Certificate) -> str:
     return _common_name(certificate.subject)
 
 
-@per_certificate
+@per_object
 def _issuer_cn(certificate: x509.Certificate) -> str:
     return _common_name(certificate.issuer)
 
 
-@per_certificate
+@per_object
 def _weak_signature(certificate: x509.Certificate) -> str | None:
     oid = certificate.signature_algorithm_oid.dotted_string
     if oid in _WEAK_SIGNATURE_OIDS:
@@ -284,7 +284,7 @@ def _weak_signature(certificate: x509.Certificate) -> str | None:
     return None
 
 
-@per_certificate
+@per_object
 def _weak_key(certificate: x509.Certificate, min_rsa_bits: int) -> str | None:
     try:
         key = certificate.public_key()
@@ -299,7 +299,7 @@ def _weak_key(certificate: x509.Certificate, min_rsa_bits: int) -> str | None:
     return None
 
 
-@per_certificate
+@per_object
 def _algorithm_words(certificate: x509.Certificate) -> str:
     name = certificate.signature_algorithm_oid._name
     try:
@@ -309,7 +309,7 @@ def _algorithm_words(certificate: x509.Certificate) -> str:
     return f"{name} signature, {key} key"
 
 
-@per_certificate
+@per_object
 def _usage_problem(certificate: x509.Certificate, usage: str) -> str | None:
     """Why the certificate's key, keyUsage or EKU forbid `usage`, or None when allowed."""
     try:
@@ -395,7 +395,7 @@ def _no_crl_link(certificate: x509.Certificate, issuer: x509.Certificate) -> _Li
     )
 
 
-@per_certificate
+@per_object
 def _no_crl_summary(
     leaf: x509.Certificate, uppers: tuple[x509.Certificate, ...]
 ) -> tuple[tuple[_Link, ...], Revocation, Check]:
@@ -1002,7 +1002,7 @@ class _QuestionFacts(NamedTuple):
     usage_check: Check
 
 
-@per_certificate
+@per_object
 def _question_facts(
     certificate: x509.Certificate, sender: str | None, usage: str, min_rsa_bits: int
 ) -> _QuestionFacts:
@@ -1086,7 +1086,7 @@ def _load_pem_certificate(text: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(text.encode("ascii"))
 
 
-@per_certificate
+@per_object
 def _self_signed(certificate: x509.Certificate) -> bool:
     """Issuer name = subject name and the certificate's own key verifies its signature."""
     return certificate.issuer == certificate.subject and _directly_issued_by(
@@ -1107,14 +1107,14 @@ def _directly_issued_by(certificate: x509.Certificate, issuer: x509.Certificate)
 SIGNING_CLOCK_SKEW = timedelta(minutes=5)
 
 
-@per_certificate
+@per_object
 def _chain_pass(anchor: x509.Certificate, is_anchor: bool) -> Check:
     if is_anchor:
         return Check("chain", Outcome.PASS, "the certificate is itself one of your trust anchors")
     return Check("chain", Outcome.PASS, f"chains to your trust anchor {_subject_cn(anchor)}")
 
 
-@per_certificate
+@per_object
 def _validity_facts(certificate: x509.Certificate) -> tuple[datetime, datetime, Check]:
     """(notBefore, notAfter, the check passed when no signing-time note applies)."""
     not_before = certificate.not_valid_before_utc

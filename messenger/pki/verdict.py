@@ -118,28 +118,30 @@ _FACTS_CACHE = 1024
 _T = TypeVar("_T")
 
 
-def per_certificate(fn: Callable[..., _T]) -> Callable[..., _T]:
-    """Remember `fn(certificate, *args)` per certificate object and arguments.
+def per_object(fn: Callable[..., _T]) -> Callable[..., _T]:
+    """Remember `fn(obj, *args)` per object and arguments, for immutable objects that
+    recur message after message (certificates, keys, their parsed facts).
 
-    Keyed by the object's identity, not its hash (hashing a certificate hashes its whole
-    DER encoding); each entry holds the certificate, so an id cannot be reused while its
-    entry lives. Bounded: the oldest entries go first.
+    The object is keyed by its identity, not its hash (hashing a certificate hashes its
+    whole DER encoding; a key has no useful hash); the other arguments by value. Each
+    entry holds the object, so an id cannot be reused while its entry lives. Bounded: the
+    oldest entries go first.
     """
-    cache: dict[tuple[Any, ...], tuple[x509.Certificate, _T]] = {}
+    cache: dict[tuple[Any, ...], tuple[Any, _T]] = {}
 
     @functools.wraps(fn)
-    def wrapper(certificate: x509.Certificate, *args: Any) -> _T:
-        key = (id(certificate), *args)
+    def wrapper(obj: Any, *args: Any) -> _T:
+        key = (id(obj), *args)
         hit = cache.get(key)
-        if hit is not None and hit[0] is certificate:
+        if hit is not None and hit[0] is obj:
             return hit[1]
-        value = fn(certificate, *args)
+        value = fn(obj, *args)
         if len(cache) >= _FACTS_CACHE:
             try:
                 del cache[next(iter(cache))]
             except (KeyError, RuntimeError, StopIteration):  # a concurrent caller won
                 pass
-        cache[key] = (certificate, value)
+        cache[key] = (obj, value)
         return value
 
     wrapper.cache_clear = cache.clear  # type: ignore[attr-defined]
@@ -153,13 +155,13 @@ def _certificate_key_type(certificate: x509.Certificate) -> str:
         return f"unsupported key ({exc})"
 
 
-@per_certificate
+@per_object
 def certificate_sha256(certificate: x509.Certificate) -> str:
     """The SHA-256 fingerprint of the DER certificate, lowercase hex without separators."""
     return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
-@per_certificate
+@per_object
 def certificate_uris(certificate: x509.Certificate) -> tuple[str, ...]:
     """The uniformResourceIdentifier SubjectAltNames (the SIP identities, RFC 8591 4.4)."""
     try:
@@ -249,7 +251,7 @@ class CertificateSummary:
         }
 
 
-@per_certificate
+@per_object
 def _summary(certificate: x509.Certificate) -> CertificateSummary:
     return CertificateSummary._build(certificate)
 

@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from messenger.pki.verdict import per_object
+
 from . import asn1
 from .algorithms import BY_NAME, AlgInfo, digest_display, hash_for, lookup
 from .algorithms import alg_id as _alg_id
@@ -400,25 +402,14 @@ _CI_SIGNED_DATA = asn1.oid("1.2.840.113549.1.7.2")
 _DATA_TYPE = asn1.oid("1.2.840.113549.1.7.1")
 
 
-#: (id of a private key, id of certificate facts, digest asked for, RSA-PSS) -> (key,
-#: facts, the digest used, DER signatureAlgorithm, signing function), for a key found to
-#: belong to the certificate. Keys and certificates are immutable; each entry holds both
-#: objects, so an id cannot be reused while its entry lives.
-_SIGNING: dict[
-    tuple[int, int, str, bool], tuple[Any, CertFacts, str, bytes, Callable[[bytes], bytes]]
-] = {}
-
-
+@per_object
 def _signing(
     key: Any, f: CertFacts, digest: str, rsa_pss: bool
 ) -> tuple[str, bytes, Callable[[bytes], bytes]]:
     """(digest, DER signatureAlgorithm, function signing the DER signed attributes) for
     signing with `key` as the holder of the certificate `f` describes; ProtectError when
-    the key is not that certificate's or cannot sign. Ed25519 always uses SHA-512."""
-    k = (id(key), id(f), digest, rsa_pss)
-    hit = _SIGNING.get(k)
-    if hit is not None and hit[0] is key and hit[1] is f:
-        return hit[2], hit[3], hit[4]
+    the key is not that certificate's or cannot sign. Ed25519 always uses SHA-512.
+    Remembered per key: the same identity signs message after message."""
     used = "sha512" if isinstance(key, ed25519.Ed25519PrivateKey) else digest
     if used not in _DIGEST_ALG_ID:
         raise ProtectError(f"will not sign with digest {used!r}")
@@ -428,9 +419,6 @@ def _signing(
     except (AttributeError, TypeError, UnsupportedAlgorithm):
         raise ProtectError(f"cannot sign with a {type(key).__name__} key") from None
     sig_alg, signer = _signer(key, used, rsa_pss)
-    if len(_SIGNING) >= 64:
-        _SIGNING.clear()
-    _SIGNING[k] = (key, f, used, sig_alg, signer)
     return used, sig_alg, signer
 
 
@@ -469,26 +457,10 @@ def _attr_head(oid_tlv: bytes, value_len: int) -> bytes:
     return hdr(SEQUENCE, len(oid_tlv) + len(set_hdr) + value_len) + oid_tlv + set_hdr
 
 
-#: (id of the signer's facts, ids of the chain) -> (facts, chain, CertificateSet): the same
-#: identity signs message after message. Each entry holds its objects (ids stay theirs).
-_CERT_FIELDS: dict[tuple[int, ...], tuple[CertFacts, tuple[x509.Certificate, ...], bytes]] = {}
-
-
-def _certificates_field(f: CertFacts, chain: Sequence[x509.Certificate]) -> bytes:
-    """[0] IMPLICIT CertificateSet: the signer certificate first, then the chain."""
-    chain = tuple(chain)
-    k = (id(f), *map(id, chain))
-    hit = _CERT_FIELDS.get(k)
-    if hit is not None and hit[0] is f and all(a is b for a, b in zip(hit[1], chain, strict=True)):
-        return hit[2]
-    field = _certificates_set(f, chain)
-    if len(_CERT_FIELDS) >= 64:
-        _CERT_FIELDS.clear()
-    _CERT_FIELDS[k] = (f, chain, field)
-    return field
-
-
-def _certificates_set(f: CertFacts, chain: Sequence[x509.Certificate]) -> bytes:
+@per_object
+def _certificates_field(f: CertFacts, chain: tuple[x509.Certificate, ...]) -> bytes:
+    """[0] IMPLICIT CertificateSet: the signer certificate first, then the chain.
+    Remembered per signer: the same identity signs message after message."""
     ders = [f.der]
     for c in chain:
         der = facts(c).der
@@ -604,7 +576,7 @@ def sign_parts(
         sig_alg,
         octet_string(signature),
     )
-    certs = _certificates_field(f, chain) if include_certificates else b""
+    certs = _certificates_field(f, tuple(chain)) if include_certificates else b""
     # RFC 5652 5.1: version 3 when a SignerInfo is v3 or the content is not id-data.
     head = _signed_data_head(ect == _DATA_TYPE and ski is None, digest)
     tail = certs + tlv(SET, signer_info)

@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
+from messenger.pki.verdict import per_object
+
 from . import asn1
 from .algorithms import BY_NAME, RSA_ENCRYPTION, AlgInfo, hash_for, lookup
 from .algorithms import alg_id as _alg_id
@@ -327,21 +329,10 @@ class _EcRecipient(NamedTuple):
     rid: bytes
 
 
-#: (id of the certificate facts, compact) -> (facts, its EC recipient facts); each entry
-#: holds its facts object, so the id stays its own.
-_EC_RECIPIENTS: dict[tuple[int, bool], tuple[CertFacts, _EcRecipient]] = {}
-
-
+@per_object
 def _ec_recipient(f: CertFacts, compact: bool) -> _EcRecipient:
-    """`_ec_facts` of a certificate's own key, remembered."""
-    hit = _EC_RECIPIENTS.get((id(f), compact))
-    if hit is not None and hit[0] is f:
-        return hit[1]
-    found = _ec_facts(f, f.public_key, compact)
-    if len(_EC_RECIPIENTS) >= 256:
-        _EC_RECIPIENTS.clear()
-    _EC_RECIPIENTS[id(f), compact] = (f, found)
-    return found
+    """`_ec_facts` of a certificate's own key, remembered per certificate."""
+    return _ec_facts(f, f.public_key, compact)
 
 
 def _ec_facts(f: CertFacts, pub: ec.EllipticCurvePublicKey, compact: bool) -> _EcRecipient:
