@@ -214,30 +214,15 @@ def _extension_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
     return ca_policy, ee_policy
 
 
-#: The last few verifier policy builders (store and extension policies set, not the time),
-#: by the identities of their anchors (which they hold). Builders are immutable: each
-#: message derives its own verifier with its own time.
-_STORES: dict[tuple[int, ...], tuple[tuple[x509.Certificate, ...], PolicyBuilder]] = {}
-
-
 def _anchored_builder(anchors: Sequence[x509.Certificate]) -> PolicyBuilder:
-    key = tuple(map(id, anchors))
-    hit = _STORES.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], anchors, strict=True)):
-        return hit[1]
+    """The verifier policy for `anchors` (store and extension policies, not the time).
+    Builders are immutable: each message derives its own verifier with its own time."""
     ca_policy, ee_policy = _extension_policies()
-    builder = (
+    return (
         PolicyBuilder()
         .store(Store(list(anchors)))
         .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
     )
-    if len(_STORES) >= 64:
-        try:
-            del _STORES[next(iter(_STORES))]
-        except (KeyError, RuntimeError, StopIteration):  # a concurrent caller won
-            pass
-    _STORES[key] = (tuple(anchors), builder)
-    return builder
 
 
 # -- certificate facts ---------------------------------------------------------------------
