@@ -91,6 +91,9 @@ class SecurityDialog(QDialog):
         self.message = message
         self.bridge = bridge
         self.report: dict[str, Any] = message.report or {}
+        # read once from the store: the raw and CMS tabs both show them
+        self.body = self._body_entity()
+        self.raw_request = self._raw_request()
         self.setWindowTitle("Message security")
         self.setAccessibleName("Message security details")
         self.resize(760, 560)
@@ -311,8 +314,7 @@ class SecurityDialog(QDialog):
         return edit
 
     def _raw_tab(self) -> QWidget:
-        self.raw_request = raw = self._raw_request()
-        body = self._body_entity()
+        raw, body = self.raw_request, self.body
         if raw is not None and raw.kind == "msrp-headers":
             text = (
                 "This message came over an MSRP session; the MSRP framing that carried it "
@@ -347,8 +349,7 @@ class SecurityDialog(QDialog):
         return self.raw_edit
 
     def _cms_tab(self) -> QWidget:
-        body = self._body_entity()
-        raw = self._raw_request()
+        raw, body = self.raw_request, self.body
         if body:
             text = cms_structure(body, None)
         elif raw is not None and raw.kind == "sip-request":
