@@ -16,10 +16,9 @@ from PySide6.QtWidgets import (
 )
 
 from messenger.gui.conversation_model import ConversationModel
-from messenger.gui.state_rows import GAP, ICON, is_dark, paint_states, protected, view_width
+from messenger.gui.state_rows import GAP, ICON, is_dark, paint_states, view_width
 from messenger.gui.states import FAMILY_COLOURS, StateStyle
-from messenger.gui.transfers import FileItem, file_item, item_states
-from messenger.ua.store import StoredMessage
+from messenger.gui.transfers import FileRow, file_row_of
 
 __all__ = ["FileRow", "file_row", "paint_file_row", "size_file_row"]
 
@@ -39,14 +38,6 @@ _STATE_FAMILY = {
 }
 
 
-@dataclass(frozen=True)
-class FileRow:
-    message: StoredMessage
-    item: FileItem
-    states: tuple[StateStyle, StateStyle] | None
-    protected: bool  # a layer of protection was found (or applied, for a file sent)
-
-
 def file_row(index: QModelIndex | QPersistentModelIndex) -> FileRow | None:
     """The file a conversation row stands for, or None for an ordinary message."""
     model = index.model()
@@ -54,13 +45,7 @@ def file_row(index: QModelIndex | QPersistentModelIndex) -> FileRow | None:
         return None
     if model.transfers is None:
         return None
-    message = model.message(index.row())
-    item = file_item(message, model.transfers)
-    if item is None:
-        return None
-    sent = model.sent_protection.get(message.message_id or "")
-    states = item_states(message, item, model.expected_to_sign, sent)
-    return FileRow(message, item, states, states is not None and protected(message, sent))
+    return file_row_of(model, model.message(index.row()))
 
 
 @dataclass

@@ -9,20 +9,21 @@ or failed on the way in, has no stored row: it is a *live* row the conversation 
 after the stored ones, and it never offers the file.
 
 `TransferBook` keeps the live state; `file_item` turns a row into a `FileItem`, the
-single description the delegate paints, the screen reader reads and the actions use.
+single description the delegate paints, the screen reader reads and the actions use;
+`file_row_of` adds the security states a row of a conversation shows.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from messenger.gui.conversation_list_model import display_peer
-from messenger.gui.state_rows import bubble_states
+from messenger.gui.state_rows import bubble_states, protected
 from messenger.gui.states import StateStyle
 from messenger.ua import events as ev
 from messenger.ua.files import STOPPED_RECEIVING, referenced_file, write_whole
@@ -30,10 +31,12 @@ from messenger.ua.store import StoredMessage
 
 __all__ = [
     "FileItem",
+    "FileRow",
     "Transfer",
     "TransferBook",
     "describe_file_row",
     "file_item",
+    "file_row_of",
     "file_words",
     "human_size",
     "item_states",
@@ -50,12 +53,10 @@ def human_size(size: int | None) -> str:
     """A size in words: ``512 bytes``, ``3.1 MB``."""
     if size is None:
         return "unknown size"
-    if size < 1024:
-        return f"{size} bytes"
     for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"  # pragma: no cover (every size >= 1024 has a unit above)
+    return f"{size} bytes"
 
 
 @dataclass
@@ -102,7 +103,6 @@ class FileItem:
     path: Path | None = None  # the file on disk (sent: the source; received: its copy)
     can_cancel: bool = False
     can_save: bool = False
-    extra: dict = field(default_factory=dict)
 
     @property
     def moving(self) -> bool:
@@ -278,65 +278,45 @@ def file_item(message: StoredMessage, book: TransferBook | None) -> FileItem | N
 
 
 def _incoming_live(t: Transfer) -> FileItem:
-    size = t.total
     name = t.filename or "(name inside the protection)"
+
+    def item(state: str, words: str, fraction: float | None = None, **can: bool) -> FileItem:
+        return FileItem("in", name, t.total, state, words, t.transfer_id, fraction, **can)
+
     if t.state == "running":
         if t.total and t.done >= t.total:
-            return FileItem(
-                "in",
-                name,
-                size,
+            return item(
                 "checking",
                 "All of it arrived; decrypting and checking the signature before it is shown.",
-                t.transfer_id,
                 1.0,
             )
-        return FileItem(
-            "in",
-            name,
-            size,
+        return item(
             "receiving",
             f"Receiving: {human_size(t.done)} of {human_size(t.total)}. Nothing is shown or "
             "kept until all of it arrived and was checked. Cancel stops it if you do not "
             "want it.",
-            t.transfer_id,
             t.fraction,
             can_cancel=True,
         )
     if t.state == "aborted" and t.stopped_by == "you":
-        return FileItem(
-            "in",
-            name,
-            size,
+        return item(
             "cancelled",
             f"You cancelled it after {human_size(t.done)}: nothing of it was kept, and "
             f"{display_peer(t.peer)} was told to send no more of it. Ask them to send it "
             "again if you want it after all.",
-            t.transfer_id,
-            None,
         )
     if t.state == "aborted":
-        return FileItem(
-            "in",
-            name,
-            size,
+        return item(
             "cancelled",
             f"{'Cancelled by the sender' if 'aborted' in t.reason else 'Interrupted'} after "
             f"{human_size(t.done)}: {_without_kept(t.reason)}. "
             f"Nothing of it was kept; ask {display_peer(t.peer)} to send it again if you "
             "need it.",
-            t.transfer_id,
-            None,
         )
-    return FileItem(
-        "in",
-        name,
-        size,
+    return item(
         "failed",
         f"Not received: {_without_kept(t.reason)}. Nothing of it was kept; ask "
         f"{display_peer(t.peer)} to send it again.",
-        t.transfer_id,
-        None,
     )
 
 
@@ -347,95 +327,59 @@ def _without_kept(reason: str) -> str:
 
 
 def _outgoing(message: StoredMessage, path: Path, t: Transfer | None) -> FileItem:
-    name = path.name
     size = _size(path)
-    tid = message.message_id
+
+    def item(state: str, words: str, fraction: float | None = None, **can: bool) -> FileItem:
+        return FileItem(
+            "out", path.name, size, state, words, message.message_id, fraction, path, **can
+        )
+
     if t is not None and t.running:
         if t.done == 0:
-            return FileItem(
-                "out",
-                name,
-                size,
+            return item(
                 "preparing",
                 "Preparing: protecting the whole file before it is sent in chunks.",
-                tid,
                 0.0,
-                path,
                 can_cancel=True,
             )
-        return FileItem(
-            "out",
-            name,
-            size,
+        return item(
             "sending",
             f"Sending: {human_size(t.done)} of {human_size(t.total)} taken by "
             f"{display_peer(message.peer)}.",
-            tid,
             t.fraction,
-            path,
             can_cancel=True,
         )
     if t is not None and t.state == "aborted":
-        return FileItem(
-            "out",
-            name,
-            size,
+        return item(
             "cancelled",
             "Cancelled: the transfer was stopped and the receiver told to discard what it "
             "got (nothing of it is presented as received). Send the file again to retry.",
-            tid,
-            None,
-            path,
         )
     reason = message.reason or (t.reason if t is not None else "")
     # live: the event says who stopped it; from the store (after a restart): its reason
     stopped = (t is not None and t.stopped_by == "peer") or STOPPED_RECEIVING in reason
     if message.delivery not in ("delivered", "displayed") and stopped:
-        return FileItem(
-            "out",
-            name,
-            size,
+        return item(
             "stopped",
             f"Stopped by {display_peer(message.peer)}: they cancelled it while it arrived "
             "and kept nothing of it. Send it again if they ask for it.",
-            tid,
-            None,
-            path,
         )
     if message.delivery in ("delivered", "displayed") or (t is not None and t.state == "complete"):
-        return FileItem(
-            "out",
-            name,
-            size,
+        return item(
             "delivered",
             f"Delivered whole to {display_peer(message.peer)} (the receiver's own check "
             "decides what it shows).",
-            tid,
-            None,
-            path,
         )
     if message.delivery in ("failed", "refused") or (t is not None and t.state == "failed"):
-        return FileItem(
-            "out",
-            name,
-            size,
+        return item(
             "failed",
             f"Not delivered: {reason or 'no reason given'}. Send the file again once the "
             "problem is solved.",
-            tid,
-            None,
-            path,
         )
-    return FileItem(
-        "out",
-        name,
-        size,
+    return item(
         "interrupted",
         "Not sent: the transfer was interrupted (the program ended before it finished). "
         "Send the file again.",
-        tid,
-        None,
-        path,
     )
 
 
@@ -489,20 +433,34 @@ def item_states(
     return bubble_states(message, expected_to_sign, sent)
 
 
-def describe_file_row(model, message: StoredMessage) -> str | None:
-    """What a screen reader says for a file row of a `ConversationModel`, or None when
-    the row is an ordinary message."""
+@dataclass(frozen=True)
+class FileRow:
+    """A file row of a conversation: the file and the security states it shows."""
+
+    message: StoredMessage
+    item: FileItem
+    states: tuple[StateStyle, StateStyle] | None
+    protected: bool  # a layer of protection was found (or applied, for a file sent)
+
+
+def file_row_of(model, message: StoredMessage) -> FileRow | None:
+    """The file row ``message`` is in a `ConversationModel`, or None when it is an
+    ordinary message."""
     item = file_item(message, model.transfers)
     if item is None:
         return None
-    parts = [item.describe()]
-    states = item_states(
-        message,
-        item,
-        model.expected_to_sign,
-        model.sent_protection.get(message.message_id or ""),
-    )
-    if states is not None:
-        parts.extend(style.accessible for style in states)
+    sent = model.sent_protection.get(message.message_id or "")
+    states = item_states(message, item, model.expected_to_sign, sent)
+    return FileRow(message, item, states, states is not None and protected(message, sent))
+
+
+def describe_file_row(model, message: StoredMessage) -> str | None:
+    """What a screen reader says for a file row of a `ConversationModel`, or None when
+    the row is an ordinary message."""
+    row = file_row_of(model, message)
+    if row is None:
+        return None
+    parts = [row.item.describe()]
+    parts.extend(style.accessible for style in row.states or ())
     parts.append(message.at.astimezone().strftime("%H:%M"))
     return ". ".join(parts)
