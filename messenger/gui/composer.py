@@ -230,19 +230,27 @@ class Composer(QWidget):
             f"What will happen when you send: {self.plan_label.text()}"
         )
 
-    def send(self) -> None:
-        text = self.edit.toPlainText().strip()
+    def protection(self) -> tuple[bool, bool] | None:
+        """(sign, encrypt) a send asks the agent for, as the mode says; None without a
+        contact."""
         plan = self.plan()
-        if not text or plan is None:
-            return
-        self.edit.clear()
+        if plan is None:
+            return None
         # "Sign and encrypt" asks the agent to encrypt whenever it can at send time (it
         # may learn the certificate from a 493 answer and send again, encrypted).
-        self.sendRequested.emit(text, plan.sign, self.current_mode() == "sign-encrypt")
+        return plan.sign, self.current_mode() == "sign-encrypt"
+
+    def send(self) -> None:
+        text = self.edit.toPlainText().strip()
+        asked = self.protection()
+        if not text or asked is None:
+            return
+        self.edit.clear()
+        self.sendRequested.emit(text, *asked)
 
     def request_file(self) -> None:
         """Ask for a file to send, protected as the current mode says."""
-        plan = self.plan()
-        if plan is None:
+        asked = self.protection()
+        if asked is None:
             return
-        self.fileRequested.emit(plan.sign, self.current_mode() == "sign-encrypt")
+        self.fileRequested.emit(*asked)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -620,11 +622,11 @@ class MainWindow(QMainWindow):
         peer = self.peer
         if peer is None:
             return
-        plan = self.composer.plan()
-        if sign is None:
-            sign = plan.sign if plan is not None else True
-        if encrypt is None:
-            encrypt = self.composer.current_mode() == "sign-encrypt"
+        asked = self.composer.protection()
+        if asked is None:
+            asked = (True, self.composer.current_mode() == "sign-encrypt")
+        sign = asked[0] if sign is None else sign
+        encrypt = asked[1] if encrypt is None else encrypt
 
         self.bridge.run(
             self.agent.send_file(peer, path, sign=sign, encrypt=encrypt),
@@ -671,21 +673,16 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("That transfer has already ended.", 4000)
         return False
 
-    def _file_rows(self) -> list[tuple[StoredMessage, FileItem]]:
+    def _file_rows(self) -> Iterator[tuple[StoredMessage, FileItem]]:
         """The file rows of the open conversation, the selected one first, then newest
-        first."""
+        first (one at a time: the first that fits is enough)."""
         model = self.conversation_model
-        rows = []
         current = self.view.current_message()
-        if current is not None:
-            rows.append(current)
-        rows.extend(model.message(r) for r in range(model.rowCount() - 1, -1, -1))
-        found = []
-        for message in rows:
+        rows = (model.message(r) for r in range(model.rowCount() - 1, -1, -1))
+        for message in chain([current] if current is not None else [], rows):
             item = file_item(message, self.transfers)
             if item is not None:
-                found.append((message, item))
-        return found
+                yield message, item
 
     def _cancel_selected(self) -> None:
         for message, item in self._file_rows():
