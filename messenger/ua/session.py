@@ -86,12 +86,9 @@ from messenger.ua.store import MessageStore
 
 __all__ = [
     "DEFAULT_ACCEPT_TYPES",
-    "FILE_REFERENCE_TYPE",
-    "STOPPED_RECEIVING",
     "ChatSession",
     "TempFileBuffer",
     "TransferResult",
-    "file_reference",
     "new_local_uri",
 ]
 
@@ -107,7 +104,6 @@ RELAY_WINDOW = 128 * 1024
 REPORT_INTERVAL = 32 * 1024
 DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024
 _PROGRESS_STEPS = 100  # at most this many running progress events per transfer
-#: Words in the reason of a transfer its receiver stopped part-way (on both sides).
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ \-()\[\]+,@=]")
 
 
@@ -210,8 +206,6 @@ def _cpim_body_start(data: bytes) -> int:
     return mime + 4
 
 
-#: How a file sent or received over a session is stored: a ``text/uri-list`` (RFC 2483)
-#: naming the file on disk (the sent file, or the received copy in the downloads folder).
 def safe_filename(name: str | None) -> str:
     """A file name that is safe to create in the downloads folder."""
     base = Path((name or "").replace("\\", "/")).name

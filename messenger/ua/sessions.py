@@ -64,14 +64,9 @@ from messenger.sip.sdp import (
 from messenger.sip.transaction import TransactionKey, client_key
 from messenger.sip.uri import parse_aor
 from messenger.ua.events import DeliveryChanged, MessageStored, Notice, Response
+from messenger.ua.files import FILE_REFERENCE_TYPE, file_reference
 from messenger.ua.profile import parse_msrp_relay
-from messenger.ua.session import (
-    FILE_REFERENCE_TYPE,
-    ChatSession,
-    TransferResult,
-    file_reference,
-    new_local_uri,
-)
+from messenger.ua.session import ChatSession, TransferResult, new_local_uri
 
 if TYPE_CHECKING:
     from messenger.ua.agent import SendResult, UserAgent
