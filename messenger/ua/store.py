@@ -513,7 +513,7 @@ def _outside_from_json(text: str) -> tuple[OutsidePart, ...]:
 
 def _raw_params(
     rowid: int,
-    raw_request: bytes | bytearray | memoryview | RawRequest | None,
+    raw_request: bytes | bytearray | memoryview | None,
     kind: str,
     body_entity: bytes | None = None,
 ) -> tuple | None:
@@ -522,20 +522,15 @@ def _raw_params(
     the head is written."""
     if raw_request is None:
         return None
-    if isinstance(raw_request, RawRequest):
-        kind, data, size = raw_request.kind, raw_request.data, raw_request.size
-    else:
-        data = _blob(raw_request, "raw_request") or b""
-        size = len(data)
     if kind not in RAW_KINDS:
         raise ValueError(f"unknown raw request kind {kind!r}; expected one of {sorted(RAW_KINDS)}")
-    size = max(size, len(data))
-    if body_entity and size == len(data) <= RAW_REQUEST_MAX:
-        split = body_entity.find(b"\r\n\r\n")
-        shared = len(body_entity) - split - 4 if split >= 0 else 0
-        if 0 < shared <= len(data) and data.endswith(body_entity[len(body_entity) - shared :]):
-            return (rowid, kind, bytes(data[: len(data) - shared]), size, shared)
-    return (rowid, kind, bytes(data[:RAW_REQUEST_MAX]), size, 0)
+    data = _blob(raw_request, "raw_request") or b""
+    size = len(data)
+    if body_entity and size <= RAW_REQUEST_MAX:
+        _head, blank, body = body_entity.partition(b"\r\n\r\n")
+        if blank and body and data.endswith(body):
+            return (rowid, kind, data[: size - len(body)], size, len(body))
+    return (rowid, kind, data[:RAW_REQUEST_MAX], size, 0)
 
 
 def _insert_incoming(
@@ -907,7 +902,7 @@ class MessageStore:
         raw: bytes | None = None,
         transport: str = "sip",
         outside: Iterable[OutsidePart | tuple[str | None, bytes]] | None = None,
-        raw_request: bytes | RawRequest | None = None,
+        raw_request: bytes | None = None,
         raw_kind: str = "sip-request",
     ) -> StoredMessage:
         """Store a received message with its report; committed when this returns.
@@ -1040,9 +1035,7 @@ class MessageStore:
             data += bytes(tail)
         return RawRequest(kind, data, size)
 
-    def set_raw_request(
-        self, rowid: int, data: bytes | RawRequest, *, kind: str = "sip-request"
-    ) -> None:
+    def set_raw_request(self, rowid: int, data: bytes, *, kind: str = "sip-request") -> None:
         """Keep (or replace) the request that carried the message with this row id."""
         params = _raw_params(rowid, data, kind)
         assert params is not None
