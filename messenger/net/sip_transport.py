@@ -247,13 +247,6 @@ class _UdpSocket:
         except (BlockingIOError, InterruptedError):
             pass  # the send buffer is full: lost like any datagram (retransmissions cover it)
 
-    def get_extra_info(self, name: str):
-        if name == "socket":
-            return self.sock
-        if name == "sockname":
-            return self.sock.getsockname()
-        return None
-
     def close(self) -> None:
         if self._closed:
             return
