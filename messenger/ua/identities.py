@@ -133,7 +133,7 @@ def import_pkcs12(path: str | Path, passphrase: bytes, *, aor: str) -> Identity:
     """The identity in a PKCS#12 file (``.p12``); its certificate must name ``aor``."""
     aor = validate_aor(aor)
     path = Path(str(path).strip())
-    if not str(path) or str(path) == ".":
+    if str(path) == ".":  # nothing chosen (Path("") is ".")
         raise IdentityError("choose the PKCS#12 file (.p12) to import")
     try:
         data = path.read_bytes()
