@@ -61,6 +61,18 @@ def _contact(agent: UserAgent) -> str:
     return f"{host}:{port}"
 
 
+def _leave_pending(alice: UserAgent, message_id: str, content: bytes, at) -> None:
+    """A message from Alice to Bob stored pending, as a run that ended unanswered left it."""
+    alice.store.add_outgoing(
+        peer=BOB,
+        local=ALICE,
+        message_id=message_id,
+        content_type="text/plain;charset=utf-8",
+        content=content,
+        at=at,
+    )
+
+
 def test_a_message_cut_off_on_the_wire_is_sent_at_the_next_start(agents, run):
     async def body():
         async with _silent_peer() as (silent_address, silent_got), agents() as net:
@@ -127,14 +139,7 @@ def test_pending_messages_go_out_once_even_when_asked_twice(agents, run, pki):
             alice = await net.add("alice", listens=("udp",), resend_pending=False)
             net.link(alice, bob)
             for n in range(3):
-                alice.store.add_outgoing(
-                    peer=BOB,
-                    local=ALICE,
-                    message_id=f"left-behind-{n}",
-                    content_type="text/plain;charset=utf-8",
-                    content=f"pending {n}".encode(),
-                    at=pki.now,
-                )
+                _leave_pending(alice, f"left-behind-{n}", f"pending {n}".encode(), pki.now)
             first, second = await asyncio.gather(alice.resend_pending(), alice.resend_pending())
             sent = [r.message_id for r in first + second]
             assert sorted(sent) == ["left-behind-0", "left-behind-1", "left-behind-2"]
@@ -155,19 +160,8 @@ def test_an_agent_told_not_to_leaves_pending_messages_alone(agents, run, pki):
         async with agents() as net:
             bob = await net.add("bob")
             alice = await net.add("alice", listens=("udp",), resend_pending=False)
-            alice.store.add_outgoing(
-                peer=BOB,
-                local=ALICE,
-                message_id="stays-pending",
-                content_type="text/plain;charset=utf-8",
-                content=b"later",
-                at=pki.now,
-            )
-            config = dataclasses.replace(alice.config, contacts={BOB: _contact(bob)})
-            await alice.stop()
-            quiet = UserAgent(config)
-            net.started.append(quiet)
-            await quiet.start()
+            _leave_pending(alice, "stays-pending", b"later", pki.now)
+            quiet = await _restart(net, alice, {BOB: _contact(bob)})
             # a send of its own goes out and is answered while the old one stays pending
             assert (await quiet.send_text(BOB, "now")).delivered
             assert [m.message_id for m in quiet.store.pending_outgoing()] == ["stays-pending"]
@@ -183,14 +177,7 @@ def test_a_resend_cut_short_leaves_the_message_to_the_next_one(agents, run, pki)
             alice = await net.add("alice", resend_pending=False, sign=False)
             alice.config.contacts[BOB] = silent_address
             for name in ("cut-short", "not-reached"):  # the second waits for the first
-                alice.store.add_outgoing(
-                    peer=BOB,
-                    local=ALICE,
-                    message_id=name,
-                    content_type="text/plain;charset=utf-8",
-                    content=b"try again",
-                    at=pki.now,
-                )
+                _leave_pending(alice, name, b"try again", pki.now)
             resending = asyncio.ensure_future(alice.resend_pending())
             await asyncio.wait_for(silent_got.get(), 10)
             resending.cancel()
