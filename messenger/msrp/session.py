@@ -243,12 +243,13 @@ class _OpenChunk:
 
 @dataclass
 class _IncomingInfo:
+    """A message arriving: made when its first chunk is taken."""
+
     headers: tuple[tuple[str, str], ...]
     success_report: bool
     failure_report: str
     opened: float
     from_path: str | None = None  # of its first chunk: where REPORTs about it go
-    answered: bool = False  # at least one chunk was taken with 200
     reported: int = 0  # prefix covered by our last partial success REPORT
 
 
@@ -710,7 +711,7 @@ class MsrpSession:
         info = self._incoming.pop(message_id, None)
         if info is None and progress is None:
             return []
-        if info is not None and info.answered and info.failure_report == "yes":
+        if info is not None and info.failure_report == "yes":
             self._control.append(self._report_bytes(message_id, status, None, request))
         received, total = progress if progress is not None else (0, None)
         return [IncomingAborted(message_id, received, total, f"refused ({status}): {reason}")]
@@ -784,7 +785,6 @@ class MsrpSession:
                 request.get("From-Path"),
             )
             self._incoming[message_id] = info
-        info.answered = True
         info.opened = self._now  # the incomplete timeout counts from the last chunk
         assert result.total is not None
         if result.state == "partial" and info.success_report and self.report_interval:
@@ -874,8 +874,8 @@ class MsrpSession:
         stopped it."""
         taken = taken or out.reported_bytes > 0 or (len(self.to_path) == 1 and out.acked > 0)
         if status == 413 and taken:
-            reason = f"the receiver stopped the message part-way ({status} {comment})"
-            return self._fail(out, status, comment, reason.replace(" )", ")"), stopped=True)
+            reason = _status_reason(status, comment, "the receiver stopped the message part-way")
+            return self._fail(out, status, comment, reason, stopped=True)
         return self._fail(out, status, comment, _status_reason(status, comment))
 
     def _response(self, response: MsrpResponse) -> list[SessionEvent]:
@@ -1051,8 +1051,9 @@ _STATUS_WORDS = {
 }
 
 
-def _status_reason(status: int, comment: str | None) -> str:
-    words = _STATUS_WORDS.get(status, "the peer refused the message")
+def _status_reason(status: int, comment: str | None, words: str | None = None) -> str:
+    """``words`` (by default those of ``status``) followed by the status and its comment."""
+    words = words or _STATUS_WORDS.get(status, "the peer refused the message")
     return f"{words} ({status} {comment or ''})".replace(" )", ")")
 
 
