@@ -10,6 +10,7 @@ import pytest
 from messenger.msrp.errors import MsrpError
 from messenger.msrp.frame import FrameParser, MsrpRequest, MsrpResponse
 from messenger.msrp.session import (
+    STOPPED_BY_RECEIVER,
     IncomingAborted,
     IncomingMessage,
     IncomingProgress,
@@ -29,10 +30,12 @@ B = MsrpUri.parse("msrp://bobpc.example.org:8888/9di4eae923wzd;tcp")
 RELAY = MsrpUri.parse("msrp://relay.example.net:2855/r3lay5e55ion;tcp")
 
 
-def pair(**kw):
+def pair(*, relay: bool = False, **kw):
+    """Alice's and Bob's sessions (``a``, ``b``: their options), direct or through RELAY."""
     rng = random.Random(7)
-    a = MsrpSession(local_uri=A, to_path=[B], now=0.0, rng=rng, **kw.pop("a", {}))
-    b = MsrpSession(local_uri=B, to_path=[A], now=0.0, rng=rng, **kw.pop("b", {}))
+    a_path, b_path = ([RELAY, B], [RELAY, A]) if relay else ([B], [A])
+    a = MsrpSession(local_uri=A, to_path=a_path, now=0.0, rng=rng, **kw.pop("a", {}))
+    b = MsrpSession(local_uri=B, to_path=b_path, now=0.0, rng=rng, **kw.pop("b", {}))
     return a, b
 
 
@@ -535,3 +538,179 @@ def test_incomplete_timeout_counts_from_the_last_chunk() -> None:
     b.feed(b"".join(bytes(x) for x in a.pull(10)), now=4.0)
     assert b.tick(now=7.0) == []
     assert of(b.tick(now=9.5), IncomingAborted)
+
+
+# -- the receiver stops a message part-way (RFC 4975 sections 7.1.2 and 10.5) ---------------
+# It discards what arrived, answers the message's next chunks with 413 and sends a failure
+# REPORT; the sender stops at once, ends a chunk it is writing with "#", and says the
+# receiver stopped it.
+
+PARTWAY_BODY = random.Random(4975).randbytes(1000)
+
+
+def stopped_after_first_chunk(chunk_size: int = 100):
+    """Alice sends PARTWAY_BODY in chunks of ``chunk_size``; Bob takes the first (Alice has
+    its 200) and stops the message. Returns (a, b, Bob's failure REPORT as written)."""
+    a, b = pair(a={"chunk_size": chunk_size})
+    mid = a.send_message(PARTWAY_BODY, "application/octet-stream")
+    b.feed(b"".join(bytes(x) for x in a.pull(chunk_size)), now=1)
+    a.feed(wire(b), now=1)  # the 200 of chunk 1
+    b.refuse(mid, now=2)
+    return a, b, wire(b)
+
+
+def test_refused_message_is_discarded_and_the_report_stops_the_sender() -> None:
+    a, b = pair(a={"chunk_size": 100})
+    mid = a.send_message(PARTWAY_BODY, "application/octet-stream")
+    first = b"".join(bytes(x) for x in a.pull(100))  # exactly the first chunk
+    eb = b.feed(first, now=1)
+    assert of(eb, IncomingProgress)[0].received == 100
+    [ok] = frames(wire(b))
+    assert isinstance(ok, MsrpResponse) and ok.status == 200
+    a.feed(ok.to_bytes(), now=1)
+
+    [aborted] = b.refuse(mid, now=2)
+    assert aborted == IncomingAborted(mid, 100, 1000, STOPPED_BY_RECEIVER)
+    [report] = frames(wire(b))
+    assert report.method == "REPORT" and report.message_id == mid
+    assert report.status.code == 413 and report.get("Byte-Range") == "1-100/1000"
+    assert report.get("To-Path") == str(A)
+
+    ea = a.feed(report.to_bytes(), now=2)
+    [failed] = of(ea, OutgoingFailed)
+    assert failed.stopped and not failed.cancelled and failed.status == 413
+    assert "receiver stopped" in failed.reason
+    assert not a.has_output() and wire(a) == b""  # not one more chunk
+    assert a.next_deadline() is None
+
+
+def test_next_chunk_is_answered_413_and_the_sender_stops() -> None:
+    """The REPORT is lost: the 413 to the next chunk stops the sender just the same."""
+    a, b, _ = stopped_after_first_chunk()  # the REPORT goes nowhere
+    second = b"".join(bytes(x) for x in a.pull(100))
+    [chunk] = frames(second)
+    assert chunk.get("Byte-Range") == "101-200/1000"
+    eb = b.feed(second, now=3)
+    assert not of(eb, IncomingProgress) and not of(eb, IncomingMessage)
+    [answer] = frames(wire(b))
+    assert isinstance(answer, MsrpResponse) and answer.status == 413
+    assert answer.transaction_id == chunk.transaction_id
+    ea = a.feed(answer.to_bytes(), now=3)
+    [failed] = of(ea, OutgoingFailed)
+    assert failed.stopped and failed.sent == 200
+    assert wire(a) == b""
+
+
+def test_sender_inside_a_chunk_ends_it_with_hash() -> None:
+    a, b, report = stopped_after_first_chunk(400)
+    partial = b"".join(bytes(x) for x in a.pull(150))  # chunk 2 is open: 150 of 400 bytes
+    ea = a.feed(report, now=2)
+    assert of(ea, OutgoingFailed)[0].stopped
+    rest = wire(a)
+    [chunk] = frames(partial + rest)
+    assert chunk.continuation == "#" and len(chunk.body) == 150
+    assert chunk.get("Byte-Range") == "401-*/1000"
+    eb = b.feed(partial + rest, now=3)
+    assert eb == [] and wire(b) == b""  # an aborted chunk of it needs no answer
+
+
+def test_the_last_chunk_of_a_refused_message_never_completes_it() -> None:
+    a, b = pair(a={"chunk_size": 100}, b={"report_interval": 100})
+    mid = a.send_message(PARTWAY_BODY, "application/octet-stream", success_report=True)
+    data = wire(a)  # every chunk written before any answer came back
+    chunks = frames(data)
+    eb = b.feed(b"".join(c.to_bytes() for c in chunks[:3]), now=1)
+    assert of(eb, IncomingProgress)[-1].received == 300
+    wire(b)
+    eb = b.refuse(mid, now=2)
+    assert of(eb, IncomingAborted)[0].received == 300
+    eb = b.feed(b"".join(c.to_bytes() for c in chunks[3:]), now=3)
+    assert eb == []
+    answers = frames(wire(b))
+    responses = [f for f in answers if isinstance(f, MsrpResponse)]
+    assert [r.status for r in responses] == [413] * 7
+    reports = [f for f in answers if isinstance(f, MsrpRequest)]
+    assert [r.status.code for r in reports] == [413]  # no success REPORT after the stop
+    assert b.refuse(mid, now=4) == []  # already stopped
+
+
+def test_refuse_of_a_message_not_arriving_does_nothing() -> None:
+    a, b = pair()
+    assert b.refuse("never-seen-1", now=1) == []
+    mid = a.send_message(b"hello", "text/plain")
+    eb = b.feed(wire(a), now=1)
+    assert of(eb, IncomingMessage)
+    wire(b)
+    assert b.refuse(mid, now=2) == []  # already whole: nothing to stop
+    assert wire(b) == b""
+
+
+def test_failure_report_no_gets_no_report_but_the_receiver_still_ends_clearly() -> None:
+    a, b = pair(a={"chunk_size": 100})
+    mid = a.send_message(PARTWAY_BODY, "application/octet-stream", failure_report="no")
+    b.feed(b"".join(bytes(x) for x in a.pull(100)), now=1)
+    assert wire(b) == b""
+    [aborted] = b.refuse(mid, now=2)
+    assert aborted.reason == STOPPED_BY_RECEIVER and aborted.received == 100
+    assert wire(b) == b""  # it asked for no failure reports
+    eb = b.feed(wire(a), now=3)
+    assert eb == [] and wire(b) == b""  # the rest is dropped without a word
+    assert b.next_deadline() is None
+
+
+def test_through_a_relay_the_reports_byte_range_says_the_receiver_took_some() -> None:
+    """A relay answers every chunk with its own 200, so 200s say nothing about the
+    receiver; the Byte-Range of its failure REPORT does."""
+    a, b = pair(a={"chunk_size": 100}, relay=True)
+    mid = a.send_message(PARTWAY_BODY, "application/octet-stream", success_report=True)
+    sent = frames(b"".join(bytes(x) for _ in range(3) for x in a.pull(100)))
+    # the relay answers the chunks itself
+    relay_ok = b"".join(
+        MsrpResponse(
+            c.transaction_id, 200, "OK", (("To-Path", str(A)), ("From-Path", str(RELAY)))
+        ).to_bytes()
+        for c in sent
+    )
+    a.feed(relay_ok, now=1)
+    relayed = [
+        MsrpRequest(
+            "SEND",
+            c.transaction_id,
+            (("To-Path", str(B)), ("From-Path", f"{RELAY} {A}"), *c.headers[2:]),
+            c.body,
+            c.continuation,
+        )
+        for c in sent
+    ]
+    b.feed(b"".join(r.to_bytes() for r in relayed[:1]), now=1)
+    wire(b)
+    b.refuse(mid, now=2)
+    [report] = [f for f in frames(wire(b)) if isinstance(f, MsrpRequest)]
+    assert report.get("To-Path") == f"{RELAY} {A}"
+    back = MsrpRequest(
+        "REPORT",
+        "relay0003",
+        (("To-Path", str(A)), ("From-Path", f"{RELAY} {B}"), *report.headers[2:]),
+    )
+    [failed] = of(a.feed(back.to_bytes(), now=2), OutgoingFailed)
+    assert failed.stopped and "receiver stopped" in failed.reason
+
+
+def test_an_oversized_message_refused_up_front_is_not_called_stopped() -> None:
+    a, b = pair(b={"max_message_size": 500})
+    a.send_message(PARTWAY_BODY, "application/octet-stream")
+    b.feed(wire(a), now=1)
+    [failed] = of(a.feed(wire(b), now=1), OutgoingFailed)
+    assert failed.status == 413 and not failed.stopped
+    assert "larger than the peer accepts" in failed.reason
+
+
+def test_other_messages_of_the_session_are_untouched() -> None:
+    a, b, report = stopped_after_first_chunk()
+    a.feed(report, now=2)
+    other = a.send_message(b"still here", "text/plain")
+    eb = b.feed(wire(a), now=3)
+    [msg] = of(eb, IncomingMessage)
+    assert msg.message_id == other and msg.body == b"still here"
+    ea = a.feed(wire(b), now=3)
+    assert of(ea, OutgoingDelivered)[0].message_id == other
