@@ -1,8 +1,8 @@
 """Two user-agent ends of an MSRP session on loopback, for the session-mode tests.
 
 Imported by tests/ua/test_msrp_session.py, test_sessions.py, test_receiver_cancel.py,
-tests/net/test_msrp_transport.py and tests/interop/test_kamailio_msrp.py (each puts this
-folder on sys.path).
+tests/net/test_msrp_transport.py, tests/interop/test_kamailio_msrp.py and
+test_kamailio_msrp_receiver_cancel.py (each puts this folder on sys.path).
 """
 
 from __future__ import annotations
@@ -44,6 +44,20 @@ def random_file(folder: Path, name: str, size: int) -> Path:
             out.write(block)
             left -= len(block)
     return path
+
+
+async def agent_pair(net, tmp_path: Path, *, listens=("tcp",), alice_kw=None, **kw):
+    """Alice and Bob as user agents of ``net`` (the `Agents` of tests/ua/conftest.py),
+    each reaching the other over ``listens[0]`` and knowing the other's certificate (what
+    is sent is signed and encrypted); Bob keeps received files in ``bob-downloads``."""
+    kw.setdefault("crls", [net.pki.ca.last_crl])
+    alice = await net.add("alice", listens=listens, **kw, **(alice_kw or {}))
+    bob = await net.add("bob", listens=listens, downloads=tmp_path / "bob-downloads", **kw)
+    net.link(alice, bob, listens[0])
+    net.link(bob, alice, listens[0])
+    alice.set_peer_certificate(bob.aor, net.pki.bob.certificate)
+    bob.set_peer_certificate(alice.aor, net.pki.alice.certificate)
+    return alice, bob
 
 
 @dataclass

@@ -13,27 +13,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from msrp_harness import random_file
+from msrp_harness import MB, agent_pair, random_file
 
 from messenger.ua.sessions import SessionSetupError
-
-MB = 1024 * 1024
 
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-async def _pair(net, tmp_path: Path, *, listens=("tcp",), alice_kw=None, **kw):
-    kw.setdefault("crls", [net.pki.ca.last_crl])
-    alice = await net.add("alice", listens=listens, **kw, **(alice_kw or {}))
-    bob = await net.add("bob", listens=listens, downloads=tmp_path / "bob-downloads", **kw)
-    net.link(alice, bob, listens[0])
-    net.link(bob, alice, listens[0])
-    # each knows the other's certificate: what is sent is signed and encrypted
-    alice.set_peer_certificate(bob.aor, net.pki.bob.certificate)
-    bob.set_peer_certificate(alice.aor, net.pki.alice.certificate)
-    return alice, bob
 
 
 def _notices(agent, words: str) -> list:
@@ -43,7 +29,7 @@ def _notices(agent, words: str) -> list:
 def test_invite_200_ack_then_bye_ends_both_sides(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             session = await alice.start_session(bob.aor)
             assert session.state == "established" and session.open
             assert session.dialog is not None and session.dialog.state.value == "confirmed"
@@ -71,7 +57,7 @@ def test_signed_and_encrypted_file_arrives_verified(tls, run, agents, tmp_path, 
                 # only the offerer listens (TLS server); the answerer connects as a client
                 cert, key = tls_server
                 extra = {"tls_certificate": cert, "tls_key": key}
-            alice, bob = await _pair(net, tmp_path, alice_kw=extra)
+            alice, bob = await agent_pair(net, tmp_path, alice_kw=extra)
             if tls:
                 alice.sessions.msrp_tls = True
             source = random_file(tmp_path, "report.pdf", 3 * MB + 123)
@@ -101,7 +87,7 @@ def test_signed_and_encrypted_file_arrives_verified(tls, run, agents, tmp_path, 
 def test_large_message_goes_over_a_session(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             text = "a long letter. " * 6000  # 90 kB: more than a MESSAGE may carry
             result = await alice.send_text(bob.aor, text)
             assert result.delivered and result.encrypted and result.signed, result
@@ -116,7 +102,7 @@ def test_large_message_goes_over_a_session(run, agents, tmp_path) -> None:
 def test_udp_only_peer_gets_oversized_message_over_a_session(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path, listens=("udp",))  # only UDP reaches bob
+            alice, bob = await agent_pair(net, tmp_path, listens=("udp",))  # only UDP reaches bob
             text = "x" * 2000  # protected, far above 1300 bytes
             result = await alice.send_text(bob.aor, text)
             assert result.delivered, result
@@ -131,7 +117,7 @@ def test_udp_only_peer_gets_oversized_message_over_a_session(run, agents, tmp_pa
 def test_text_over_an_explicit_session(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             result = await alice.send_text(bob.aor, "short, but in a session", session=True)
             assert result.delivered, result
             received = await bob.recorder.wait("message")
@@ -144,7 +130,7 @@ def test_text_over_an_explicit_session(run, agents, tmp_path) -> None:
 def test_cancel_of_an_invite_nobody_answers(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             bob.sessions.auto_answer = False
             with pytest.raises(SessionSetupError) as caught:
                 await alice.sessions.start_session(bob.aor, ring_limit=0.5)
@@ -165,7 +151,7 @@ def test_cancel_of_an_invite_nobody_answers(run, agents, tmp_path) -> None:
 def test_ringing_limit_at_the_callee_answers_480(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             bob.sessions.auto_answer = False
             bob.sessions.ring_limit = 0.3
             with pytest.raises(SessionSetupError) as caught:
@@ -179,7 +165,7 @@ def test_ringing_limit_at_the_callee_answers_480(run, agents, tmp_path) -> None:
 def test_accepting_a_ringing_session(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             bob.sessions.auto_answer = False
             opening = asyncio.ensure_future(alice.start_session(bob.aor))
             await bob.recorder.wait("notice", lambda e: "invites you" in e.text)
@@ -306,7 +292,7 @@ def test_an_offer_without_msrp_gets_488_with_a_reason(run, agents, tmp_path) -> 
 def test_peer_answering_msrp_415_cannot_take_smime(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             bob.sessions.accept_types = ("text/plain",)  # a peer without S/MIME over MSRP
             result = await alice.send_file(bob.aor, random_file(tmp_path, "secret.txt", 2000))
             assert not result.delivered and result.status == 415
@@ -322,7 +308,7 @@ def test_peer_answering_msrp_415_cannot_take_smime(run, agents, tmp_path) -> Non
 def test_cancel_transfer_aborts_it(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             source = random_file(tmp_path, "big.bin", 24 * MB)
             sending = asyncio.ensure_future(alice.send_file(bob.aor, source))
             first = await alice.recorder.wait(
@@ -344,7 +330,7 @@ def test_cancel_transfer_aborts_it(run, agents, tmp_path) -> None:
 def test_bye_from_the_callee_ends_the_callers_session(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             session = await alice.start_session(bob.aor)
             await bob.recorder.wait("notice", lambda e: "is open" in e.text)
             theirs = bob.sessions.sessions()[0]
@@ -359,7 +345,7 @@ def test_bye_from_the_callee_ends_the_callers_session(run, agents, tmp_path) -> 
 def test_a_broken_msrp_connection_is_replaced_by_a_new_session(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             first = await alice.start_session(bob.aor)
             await bob.recorder.wait("notice", lambda e: "is open" in e.text)
             theirs = bob.sessions.sessions()[0]
@@ -410,7 +396,7 @@ def test_relay_uri_is_checked_with_words() -> None:
 def test_stopping_while_an_invite_rings_cancels_it(run, agents, tmp_path) -> None:
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             bob.sessions.auto_answer = False
             calling = asyncio.ensure_future(alice.start_session(bob.aor))
             await bob.recorder.wait("notice", lambda e: "invites you" in e.text)
@@ -474,7 +460,7 @@ def test_sip_over_tls_brings_msrp_over_tls(run, agents, tmp_path, tls_server) ->
     async def body() -> None:
         async with agents() as net:
             cert, key = tls_server
-            alice, bob = await _pair(
+            alice, bob = await agent_pair(
                 net, tmp_path, listens=("tls",), tls_certificate=cert, tls_key=key
             )
             result = await alice.send_text(bob.aor, "secure all the way", session=True)
@@ -497,7 +483,7 @@ def test_concurrent_sends_over_one_session_keep_their_own_protection(run, agents
 
     async def body() -> None:
         async with agents() as net:
-            alice, bob = await _pair(net, tmp_path)
+            alice, bob = await agent_pair(net, tmp_path)
             await alice.start_session(bob.aor)
             source = random_file(tmp_path, "secret.bin", 2 * MB)
             text = "x" * (2 * MB)
