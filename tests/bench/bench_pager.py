@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import sys
 import tempfile
@@ -187,7 +186,8 @@ class Imdn:
 
     @property
     def contact(self) -> str:
-        return f"{ALICE}=tcp:{LOCALHOST}:{self.port}"
+        """Where the agent sends the sender's notifications."""
+        return f"tcp:{LOCALHOST}:{self.port}"
 
     def start(self, count: int, seconds: float, workdir: Path) -> Sipp:
         return Sipp(
@@ -243,7 +243,7 @@ def run_step(
     wait_idle(agent, before_messages + (count if kind == "protected" else 0))
     notified = None
     if uas is not None:
-        notified = uas.wait(timeout=30.0).successful if count else 0
+        notified = uas.wait(timeout=30.0).successful
         outcomes: dict[str, int] = {}
         for event in agent.of("response")[responses_before:]:
             key = f"{event.get('status')} {event.get('explanation') or ''}".strip()[:160]
@@ -301,28 +301,19 @@ def row(step: Step) -> str:
     return line
 
 
+#: How the agent's line for a received message starts (one JSON object per line).
+MESSAGE_EVENT = b'{"event": "message",'
+
+
 class BenchAgent(AgentProcess):
     """The agent with its events kept small here: a message event is counted, not kept
     with its report. Tens of thousands of parsed reports would weigh on this process's
     garbage collector, on the same two CPUs as the agent and SIPp."""
 
-    def _read(self, popen) -> None:
-        assert popen.stdout is not None
-        for raw in popen.stdout:
-            if raw.startswith(MESSAGE_EVENT):
-                event: dict = {"event": "message"}
-            else:
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    continue
-            with self._cond:
-                self.events.append(event)
-                self._cond.notify_all()
-
-
-#: How the agent's line for a received message starts (one JSON object per line).
-MESSAGE_EVENT = b'{"event": "message",'
+    def _event(self, raw: bytes) -> dict | None:
+        if raw.startswith(MESSAGE_EVENT):
+            return {"event": "message"}
+        return super()._event(raw)
 
 
 class ProfiledAgent(BenchAgent):
@@ -394,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         listens=[f"udp:{LOCALHOST}:{free_port('udp')}"],
         trust=[pki.ca_pem],
         crls=[pki.crl_pem],
-        extra_args=["--contact", imdn.contact] if imdn is not None else [],
+        contacts={ALICE: imdn.contact} if imdn is not None else None,
     )
     if args.profile_agent is not None:
         agent: AgentProcess = ProfiledAgent(
@@ -407,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     what = f"holds of {seconds:g} s at {args.hold}/s" if args.hold else f"{seconds:g} s per rate"
     print(f"messenger agent pid {agent.pid} on {agent.target()}; {what}")
     if imdn is not None:
-        print(f"protected MESSAGEs ask for delivery notifications (sent to {imdn.contact})")
+        print(f"protected MESSAGEs ask for delivery notifications ({ALICE} at {imdn.contact})")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"{os.cpu_count()} CPUs, load average before the run: {load} (other work skews figures)")
     try:
@@ -415,33 +406,24 @@ def main(argv: list[str] | None = None) -> int:
             # a few seconds of light traffic first: caches and the allocator settle
             warm = [run_step(k, 200, 1.0, pki, agent, workdir, label="-warm") for k in kinds]
             print("warm-up (not counted): " + ", ".join(f"{s.kind} {s.sent}" for s in warm))
-            print(HEADER)
-            for index in range(args.repeat):
-                for kind in kinds:
-                    step = run_step(
-                        kind, args.hold, seconds, pki, agent, workdir, label=f"-{index}", imdn=imdn
-                    )
-                    steps.append(step)
-                    print(row(step), flush=True)
-                    if not agent.alive():
-                        print("the agent died:\n" + agent.describe(), file=sys.stderr)
-                        return 1
+            rounds = [(args.hold, f"-{index}") for index in range(args.repeat)]
         else:
-            print(HEADER)
             # rates rise for both kinds in turn, so both meet an agent that has run as long
             # (its transaction table holds every request of the last 32 s: Timer J)
-            unclean = dict.fromkeys(kinds, 0)
-            for rate in rates:
-                for kind in kinds:
-                    if unclean[kind] >= args.patience:
-                        continue  # overloaded twice already: higher rates only add backlog
-                    step = run_step(kind, rate, seconds, pki, agent, workdir, imdn=imdn)
-                    unclean[kind] = 0 if step.clean else unclean[kind] + 1
-                    steps.append(step)
-                    print(row(step), flush=True)
-                    if not agent.alive():
-                        print("the agent died:\n" + agent.describe(), file=sys.stderr)
-                        return 1
+            rounds = [(rate, "") for rate in rates]
+        print(HEADER)
+        unclean = dict.fromkeys(kinds, 0)
+        for rate, label in rounds:
+            for kind in kinds:
+                if not args.hold and unclean[kind] >= args.patience:
+                    continue  # overloaded twice already: higher rates only add backlog
+                step = run_step(kind, rate, seconds, pki, agent, workdir, label=label, imdn=imdn)
+                unclean[kind] = 0 if step.clean else unclean[kind] + 1
+                steps.append(step)
+                print(row(step), flush=True)
+                if not agent.alive():
+                    print("the agent died:\n" + agent.describe(), file=sys.stderr)
+                    return 1
     finally:
         agent.stop(grace=60.0 if args.profile_agent else 10.0)
     if args.hold:

@@ -205,18 +205,25 @@ class AgentProcess:
     def _read(self, popen: subprocess.Popen) -> None:
         assert popen.stdout is not None
         for raw in popen.stdout:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                with self._cond:
-                    self.bad_lines.append(line)
+            event = self._event(raw)
+            if event is None:
                 continue
             with self._cond:
                 self.events.append(event)
                 self._cond.notify_all()
+
+    def _event(self, raw: bytes) -> dict | None:
+        """The event of one line of the agent's output; None for a blank or bad line (a
+        bad one is kept in ``bad_lines``)."""
+        line = raw.decode("utf-8", "replace").strip()
+        if not line:
+            return None
+        try:
+            return json.loads(line)
+        except ValueError:
+            with self._cond:
+                self.bad_lines.append(line)
+            return None
 
     @property
     def pid(self) -> int | None:
